@@ -1,0 +1,1 @@
+"""The ``geofence`` console script: the outermost layer, allowed to import every package."""
