@@ -20,14 +20,14 @@ import orjson
 from geofence.timefmt import iso_utc
 
 __all__ = [
-    "AlertType",
-    "Status",
-    "Severity",
     "INSTANT_TYPES",
     "Alert",
+    "AlertType",
+    "Severity",
+    "Status",
     "alert_id",
-    "sort_alerts",
     "line_key",
+    "sort_alerts",
 ]
 
 

@@ -16,7 +16,7 @@ from geofence.deadletter import DeadLetter
 from geofence.fence import ZoneSet
 from geofence.positions import PositionBatch, StaticReport
 
-__all__ = ["EngineOutput", "EngineStats", "Engine"]
+__all__ = ["Engine", "EngineOutput", "EngineStats"]
 
 
 @dataclass(slots=True)

@@ -8,11 +8,11 @@ carry the offending value and say how to fix it (see ``../shared/STYLE.md``).
 from __future__ import annotations
 
 __all__ = [
-    "GeofenceError",
     "ConfigError",
-    "ZoneError",
     "CoordinateError",
     "DecodeError",
+    "GeofenceError",
+    "ZoneError",
 ]
 
 

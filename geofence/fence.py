@@ -23,10 +23,10 @@ from shapely.geometry.base import BaseGeometry
 from geofence.errors import ZoneError
 
 __all__ = [
-    "ZoneKind",
     "RULE_PARAMS",
-    "FenceParams",
     "Fence",
+    "FenceParams",
+    "ZoneKind",
     "ZoneSet",
     "default_stop_allowed",
 ]

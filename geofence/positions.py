@@ -17,10 +17,10 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "SubjectKind",
     "EventKind",
     "PositionBatch",
     "StaticReport",
+    "SubjectKind",
 ]
 
 F64 = npt.NDArray[np.float64]
