@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,7 +167,7 @@ class ZoneSet:
     def of(cls, fences: Iterable[Fence]) -> ZoneSet:
         """Build a zone set, rejecting duplicate ids."""
         ordered = tuple(sorted(fences, key=lambda f: f.id))
-        for a, b in zip(ordered, ordered[1:], strict=False):
+        for a, b in itertools.pairwise(ordered):
             if a.id == b.id:
                 raise ZoneError("duplicate fence id; ids must be unique across all loaded files", a.id)
         payload = orjson.dumps([f.canonical() for f in ordered], option=orjson.OPT_SORT_KEYS)

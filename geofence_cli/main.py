@@ -15,7 +15,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "EXIT_OK", "EXIT_INVALID", "EXIT_USAGE", "EXIT_FAILURE"]
+__all__ = ["EXIT_FAILURE", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "main"]
 
 EXIT_OK = 0
 EXIT_INVALID = 1

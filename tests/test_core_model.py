@@ -98,7 +98,7 @@ def test_stop_allowed_defaults_by_kind_and_fence_override() -> None:
 
 
 def test_unknown_kind_error_lists_valid_kinds() -> None:
-    with pytest.raises(ZoneError, match="unknown kind 'harbour'.*'port'"):
+    with pytest.raises(ZoneError, match=r"unknown kind 'harbour'.*'port'"):
         ZoneKind.parse("harbour", "x1")
 
 
