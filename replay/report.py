@@ -25,7 +25,7 @@ from shapely.geometry import mapping
 
 from geofence.fence import ZoneSet
 
-__all__ = ["Track", "build_report", "simplify_track", "MAX_DISPLAY_VERTICES"]
+__all__ = ["MAX_DISPLAY_VERTICES", "Track", "build_report", "simplify_track"]
 
 #: Upper bound on track vertices drawn in the page; tracks are simplified until they fit.
 MAX_DISPLAY_VERTICES = 60_000
@@ -232,7 +232,8 @@ _TEMPLATE = """<!doctype html>
   <div id="legend">
     <span class="k port">port</span> <span class="k berth">berth</span> <span class="k anchorage">anchorage</span>
     <span class="k fairway">fairway</span> <span class="k restricted">restricted</span>
-    <span class="k customs">customs</span> <span class="k speed_limit">speed_limit</span> <span class="k lock">lock</span>
+    <span class="k customs">customs</span> <span class="k speed_limit">speed_limit</span>
+    <span class="k lock">lock</span>
   </div>
 </aside>
 <div id="map"></div>

@@ -83,4 +83,4 @@ def _distinct_colours(png: Path) -> int:
 
     img = mpimg.imread(str(png))
     flat = (img[..., :3].reshape(-1, 3) * 255).astype(np.uint8)
-    return int(len(np.unique(flat, axis=0)))
+    return len(np.unique(flat, axis=0))
