@@ -1,0 +1,113 @@
+"""Line accounting: every input line ends in exactly one bucket.
+
+The identity ``input_lines == positions + static + other + skipped + duplicates
++ dead_letter`` holds for every :class:`DecodeResult` a decoder returns (lines
+of a multipart group are counted when the group's fate is known: assembled,
+or expired to the dead letter). Buckets count *lines*, so a two-fragment
+static message adds 2 to ``static``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from geofence.deadletter import REASONS, DeadLetter
+from geofence.errors import DecodeError
+from geofence.positions import PositionBatch, StaticReport
+
+__all__ = ["BUCKETS", "Counts", "DecodeResult"]
+
+#: The buckets an input line can end in, exactly one each.
+BUCKETS: tuple[str, ...] = ("positions", "static", "other", "skipped", "duplicates", "dead_letter")
+
+
+@dataclass(slots=True)
+class Counts:
+    """Per-bucket line counts plus informational sub-counts.
+
+    ``no_position`` (a sub-count of ``other``) counts valid position reports that
+    carry the AIS "not available" position (lon 181 / lat 91); ``multipart_messages``
+    counts assembled multipart groups (any bucket).
+    """
+
+    input_lines: int = 0
+    positions: int = 0
+    static: int = 0
+    other: int = 0
+    skipped: int = 0
+    duplicates: int = 0
+    dead_letter: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    no_position: int = 0
+    multipart_messages: int = 0
+
+    def add_dead(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` input lines rejected for ``reason`` (also counts them as input)."""
+        if reason not in REASONS:
+            raise DecodeError("bad_value", f"unknown dead-letter reason {reason!r}; add it to REASONS")
+        self.input_lines += n
+        self.dead_letter += n
+        self.dead_letter_reasons[reason] = self.dead_letter_reasons.get(reason, 0) + n
+
+    def move_to_dead(self, n: int, reason: str) -> None:
+        """Move ``n`` lines from ``positions`` to the dead letter (e.g. ``late`` records rejected by the engine)."""
+        if n < 0 or n > self.positions:
+            raise DecodeError("bad_value", f"cannot move {n} of {self.positions} position lines to {reason!r}")
+        self.positions -= n
+        self.add_dead(reason, n)
+        self.input_lines -= n  # the lines were already counted as input
+
+    def merge(self, other: Counts) -> None:
+        """Add ``other`` into this object."""
+        for name in ("input_lines", *BUCKETS, "no_position", "multipart_messages"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for reason, n in other.dead_letter_reasons.items():
+            self.dead_letter_reasons[reason] = self.dead_letter_reasons.get(reason, 0) + n
+
+    def bucket_sum(self) -> int:
+        """Sum of all buckets; equals ``input_lines`` when the accounting is balanced."""
+        return sum(int(getattr(self, name)) for name in BUCKETS)
+
+    def balanced(self) -> bool:
+        """True when every input line is in exactly one bucket and the reasons add up."""
+        return self.bucket_sum() == self.input_lines and sum(self.dead_letter_reasons.values()) == self.dead_letter
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (reasons sorted by name)."""
+        out: dict[str, Any] = {"input_lines": self.input_lines}
+        for name in BUCKETS:
+            out[name] = getattr(self, name)
+        out["no_position"] = self.no_position
+        out["multipart_messages"] = self.multipart_messages
+        out["dead_letter_reasons"] = dict(sorted(self.dead_letter_reasons.items()))
+        return out
+
+
+@dataclass(slots=True)
+class DecodeResult:
+    """What one ``feed``/``close`` call produced."""
+
+    positions: PositionBatch
+    statics: list[StaticReport] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    counts: Counts = field(default_factory=Counts)
+
+    @classmethod
+    def empty(cls) -> DecodeResult:
+        """A result with nothing in it."""
+        return cls(positions=PositionBatch.empty())
+
+    @classmethod
+    def concat(cls, results: Sequence[DecodeResult]) -> DecodeResult:
+        """Join results in order (positions concatenated, counts summed)."""
+        counts = Counts()
+        statics: list[StaticReport] = []
+        dead: list[DeadLetter] = []
+        for r in results:
+            counts.merge(r.counts)
+            statics.extend(r.statics)
+            dead.extend(r.dead)
+        batches = [r.positions for r in results if len(r.positions)]
+        return cls(positions=PositionBatch.concat(batches), statics=statics, dead=dead, counts=counts)

@@ -1,0 +1,158 @@
+"""Per-fence rule tables and the vectorised zone-cross check.
+
+:class:`ZoneTables` resolves every fence's parameters once per zone set (fence
+property, then rules file, then built-in default) into lists indexed like
+``ZoneSet.fences``, and caches the overlap decisions per set of containing
+fences: the smallest containing fence with an opinion decides ``stop_allowed``,
+the lowest ``speed_limit_kn`` among containing fences (and the rules file's
+global limit) applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+
+from geofence.errors import ConfigError
+from geofence.fence import ZoneKind, ZoneSet
+from geofence.rules.config import RulesConfig
+
+__all__ = ["Baseline", "ZoneTables", "segment_crossings"]
+
+_MOORING = frozenset({ZoneKind.PORT, ZoneKind.BERTH, ZoneKind.ANCHORAGE})
+
+#: Learned dwell baseline: a ``geofence.baseline.Baseline`` (``dwell_limit_min(zone, ship_type, "p99")``) or a
+#: plain mapping (zone_id, ship_type or None) -> {"p99": minutes, ...}.
+Baseline = Mapping[tuple[str, int | None], Mapping[str, float]] | Any
+
+
+class ZoneTables:
+    """Resolved per-fence parameters and cached overlap decisions for one zone set."""
+
+    def __init__(self, zones: ZoneSet, config: RulesConfig, baseline: Baseline | None = None) -> None:
+        self.zones = zones
+        self.version = zones.version
+        fences = zones.fences
+        self.ids = [f.id for f in fences]
+        self.kinds = [f.kind for f in fences]
+        self.areas = [float(shapely.area(f.geometry)) for f in fences]
+        hyst = config.get("zone_enter", "hysteresis_m")
+        min_in = config.get("zone_enter", "min_inside_s")
+        self.hysteresis_m = [float(config.fence_param(f, "hysteresis_m", hyst)) for f in fences]
+        self.min_inside_s = [float(config.fence_param(f, "min_inside_s", min_in)) for f in fences]
+        self.severity = [config.fence_param(f, "severity", None) for f in fences]
+        self.stop_allowed: list[bool | None] = []
+        for f in fences:
+            sa = config.fence_param(f, "stop_allowed", None)
+            self.stop_allowed.append(f.stop_allowed if sa is None else bool(sa))
+        self.speed_limit_kn: list[float | None] = [
+            (None if (v := config.fence_param(f, "speed_limit_kn", None)) is None else float(v)) for f in fences
+        ]
+        self.gap_threshold_s: list[float | None] = [
+            (None if (v := config.fence_param(f, "gap_threshold_s", None)) is None else float(v)) for f in fences
+        ]
+        self.exit_requires_release = [bool(config.fence_param(f, "exit_requires_release", False)) for f in fences]
+        default_dwell = config.get("dwell_exceeded", "max_dwell_min")
+        self.max_dwell: list[float | str | None] = []
+        for f in fences:
+            v = config.fence_param(f, "max_dwell_min", default_dwell)
+            if isinstance(v, str) and baseline is None:
+                raise ConfigError(
+                    f"fence {f.id}: max_dwell_min = {v!r} refers to a learned baseline percentile, but no baseline "
+                    "was given; learn one with the replay tools and pass it, or set a number of minutes"
+                )
+            self.max_dwell.append(v)
+        self.baseline = baseline
+        self.global_limit_kn = config.get("overspeed", "speed_limit_kn")
+        self._stop_cache: dict[tuple[int, ...], tuple[bool | None, int]] = {}
+        self._limit_cache: dict[tuple[int, ...], float | None] = {}
+        self._moor_cache: dict[tuple[int, ...], bool] = {}
+        self.keys = np.random.default_rng(0x6E0F).integers(1, 2**62, max(1, len(fences)), dtype=np.int64)
+        glob = float("inf") if self.global_limit_kn is None else float(self.global_limit_kn)
+        self.limit_arr = np.array([glob if v is None else min(v, glob) for v in self.speed_limit_kn] or [0.0])
+        self.gap_arr = np.array([float("inf") if v is None else v for v in self.gap_threshold_s] or [0.0])
+        self.moor_arr = np.array([k in _MOORING for k in self.kinds] or [False], dtype=bool)
+        self._geoms = np.array([f.geometry for f in fences], dtype=object)
+        for geom in self._geoms:
+            shapely.prepare(geom)
+        self._tree = shapely.STRtree(self._geoms) if len(fences) else None
+
+    def stop_rule(self, inside: tuple[int, ...]) -> tuple[bool | None, int]:
+        """(stop_allowed, deciding fence or -1) for a set of containing fences."""
+        hit = self._stop_cache.get(inside)
+        if hit is None:
+            best: tuple[float, str, int] | None = None
+            for f in inside:
+                if self.stop_allowed[f] is not None and (best is None or (self.areas[f], self.ids[f]) < best[:2]):
+                    best = (self.areas[f], self.ids[f], f)
+            hit = (None, -1) if best is None else (self.stop_allowed[best[2]], best[2])
+            self._stop_cache[inside] = hit
+        return hit
+
+    def limit_kn(self, inside: tuple[int, ...]) -> float | None:
+        """The applicable speed limit for a set of containing fences (None: no limit)."""
+        if inside in self._limit_cache:
+            return self._limit_cache[inside]
+        vals = [v for f in inside if (v := self.speed_limit_kn[f]) is not None]
+        if self.global_limit_kn is not None:
+            vals.append(float(self.global_limit_kn))
+        out = min(vals) if vals else None
+        self._limit_cache[inside] = out
+        return out
+
+    def mooring(self, inside: tuple[int, ...]) -> bool:
+        """Whether any containing fence is a port, berth or anchorage (encounters are normal there)."""
+        hit = self._moor_cache.get(inside)
+        if hit is None:
+            hit = self._moor_cache[inside] = any(self.kinds[f] in _MOORING for f in inside)
+        return hit
+
+    def dwell_limit_s(self, f: int, ship_type: int | None) -> float | None:
+        """Maximum dwell in fence ``f`` for a ship type, in seconds (None: no dwell rule)."""
+        v = self.max_dwell[f]
+        if v is None:
+            return None
+        if isinstance(v, str):
+            assert self.baseline is not None
+            lookup = getattr(self.baseline, "dwell_limit_min", None)
+            if lookup is not None:  # geofence.baseline.Baseline (learned by the replay tools)
+                minutes = lookup(self.ids[f], ship_type, v)
+                return None if minutes is None else float(minutes) * 60.0
+            entry = self.baseline.get((self.ids[f], ship_type)) or self.baseline.get((self.ids[f], None))
+            if not entry or v not in entry:
+                return None
+            return float(entry[v]) * 60.0
+        return float(v) * 60.0
+
+    def is_restricted(self, f: int) -> bool:
+        """Whether fence ``f`` is restricted water."""
+        return self.kinds[f] is ZoneKind.RESTRICTED
+
+
+def segment_crossings(
+    tables: ZoneTables,
+    lon0: npt.NDArray[np.float64],
+    lat0: npt.NDArray[np.float64],
+    lon1: npt.NDArray[np.float64],
+    lat1: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(segment, fence) pairs where the segment intersects the fence and neither end lies inside it."""
+    if tables._tree is None or lon0.size == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    coords = np.stack([np.stack([lon0, lat0], axis=1), np.stack([lon1, lat1], axis=1)], axis=1)
+    segs = shapely.linestrings(coords)
+    si, fi = tables._tree.query(segs)  # envelopes only; the exact tests below use prepared fences
+    if si.size == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    g = tables._geoms[fi]
+    keep = ~(shapely.intersects_xy(g, lon0[si], lat0[si]) | shapely.intersects_xy(g, lon1[si], lat1[si]))
+    si, fi, g = si[keep], fi[keep], g[keep]
+    if si.size:
+        hit = shapely.intersects(g, segs[si])
+        si, fi = si[hit], fi[hit]
+    order = np.lexsort((fi, si))
+    return si[order].astype(np.int64), fi[order].astype(np.int64)

@@ -1,0 +1,185 @@
+"""Acceptance tests of ingest on every real file in ../shared/data/real (nmea/, csv/, tracks/).
+
+Reference figures come from pyais itself, decoded here, never from stored numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pyais.messages import NMEAMessage
+from pyais.stream import IterMessages
+
+from geofence.decode import DecodeResult, NmeaDecoder
+from geofence.decode._aisfast import FAST_FIRST_CHARS, decode_positions_168
+from geofence.decode.nmea import POSITION_TYPES
+from geofence.timefmt import parse_iso_utc
+
+_SENTENCE = re.compile(rb"![A-Z0-9-]{2}VD[MO],[^*]*\*[0-9A-Fa-f]{2}")
+_NMEA_FILES = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "shared/data/real/nmea").glob("*"))
+
+
+def _decode_file(path: Path, chunk: int = 997, **kwargs: object) -> DecodeResult:
+    lines = path.read_bytes().splitlines()
+    dec = NmeaDecoder(path.name, untimed_start_s=0.0, **kwargs)  # type: ignore[arg-type]
+    results = [dec.feed(lines[i : i + chunk], i + 1) for i in range(0, len(lines), chunk)]
+    results.append(dec.close())
+    return DecodeResult.concat(results)
+
+
+def _reference(path: Path) -> list[tuple[bytes, object]]:
+    """(assembled payload, pyais message) of every checksum-valid message pyais assembles from the file."""
+    sentences = []
+    for line in path.read_bytes().splitlines():
+        m = _SENTENCE.search(line)
+        if m:
+            sentences.append(m.group(0))
+    out = []
+    for msg in IterMessages(sentences):
+        if not msg.is_valid or not msg.payload:
+            continue
+        try:
+            decoded = msg.decode()
+        except Exception:
+            continue
+        out.append((bytes(msg.payload), decoded))
+    return out
+
+
+def _ref_positions(ref: list[tuple[bytes, object]]) -> list[tuple[bytes, object]]:
+    """Position reports pyais decodes, less "not available" and out-of-range positions."""
+    out = []
+    for payload, msg in ref:
+        if msg.msg_type not in POSITION_TYPES or msg.lon is None or msg.lat is None:  # type: ignore[attr-defined]
+            continue
+        lon, lat = msg.lon, msg.lat  # type: ignore[attr-defined]
+        if lon == 181.0 or lat == 91.0 or abs(lon) > 180 or abs(lat) > 90:
+            continue
+        out.append((payload, msg))
+    return out
+
+
+def _na(value: object, sentinel: float) -> float:
+    return math.nan if value is None or float(value) >= sentinel else float(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", _NMEA_FILES)
+def test_nmea_file_accounting_and_pyais_agreement(real_data: Path, name: str) -> None:
+    path = real_data / "nmea" / name
+    result = _decode_file(path, dedupe_window_s=0.0)
+    c = result.counts
+    assert c.input_lines == len(path.read_bytes().splitlines())
+    assert c.balanced(), c.to_dict()
+    ref = _ref_positions(_reference(path))
+    batch = result.positions
+    assert len(batch) == len(ref)
+    for k, (_, msg) in enumerate(ref):
+        t = msg.msg_type  # type: ignore[attr-defined]
+        assert batch.subject_id[k] == str(msg.mmsi)  # type: ignore[attr-defined]
+        assert batch.lon_deg[k] == msg.lon and batch.lat_deg[k] == msg.lat  # type: ignore[attr-defined]
+        sog = _na(msg.speed, 63 if t == 27 else 102.3)  # type: ignore[attr-defined]
+        cog = _na(msg.course, 360)  # type: ignore[attr-defined]
+        hdg = math.nan if t == 27 else _na(msg.heading, 360)  # type: ignore[attr-defined]
+        for got, want in ((batch.sog_kn[k], sog), (batch.cog_deg[k], cog), (batch.heading_deg[k], hdg)):
+            assert (math.isnan(got) and math.isnan(want)) or got == want, (k, t, got, want)
+
+
+@pytest.mark.parametrize("name", _NMEA_FILES)
+def test_nmea_file_dedupe(real_data: Path, name: str) -> None:
+    path = real_data / "nmea" / name
+    result = _decode_file(path)
+    assert result.counts.balanced()
+    ref = _ref_positions(_reference(path))
+    # every file here spans less than the dedupe window (or the untimed payload window): distinct payloads count once
+    assert result.counts.positions == len({p for p, _ in ref})
+    assert len(result.positions) == result.counts.positions
+
+
+@pytest.mark.parametrize("name", _NMEA_FILES)
+def test_fast_path_matches_pyais(real_data: Path, name: str) -> None:
+    """The numpy unpacking of 168-bit position payloads equals pyais field by field."""
+    ref = [(p, m) for p, m in _reference(real_data / "nmea" / name) if len(p) == 28 and p[0] in FAST_FIRST_CHARS]
+    ref = [(p, m) for p, m in ref if m.msg_type in (1, 2, 3, 18)]  # type: ignore[attr-defined]
+    if not ref:
+        return
+    cols = decode_positions_168([p for p, _ in ref])
+    for k, (_, m) in enumerate(ref):
+        got = {key: cols[key][k] for key in cols}
+        assert got["type"] == m.msg_type and got["mmsi"] == m.mmsi  # type: ignore[attr-defined]
+        assert got["lon"] == m.lon and got["lat"] == m.lat  # type: ignore[attr-defined]
+        assert got["sog"] == m.speed and got["cog"] == m.course and got["heading"] == m.heading  # type: ignore
+
+
+def test_empty_payloads_dead_lettered(real_data: Path) -> None:
+    path = real_data / "nmea" / "pyais_nmea_data_sample.txt"
+    lines = path.read_bytes().splitlines()
+    expected = [i + 1 for i, line in enumerate(lines) if re.fullmatch(rb"!AIVDM,1,1,,[AB],,0\*[0-9A-F]{2}", line)]
+    assert len(expected) == 100
+    result = _decode_file(path)
+    got = [d.line for d in result.dead if d.reason == "empty_payload"]
+    assert got == expected
+    assert result.counts.dead_letter_reasons["empty_payload"] == 100
+
+
+def test_pghp_time_is_used(real_data: Path) -> None:
+    path = real_data / "nmea" / "dma_aislib_replay_dump.txt"
+    lines = path.read_bytes().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(b"!"))
+    pghp = lines[first - 1].split(b",")
+    y, mo, d, h, mi, s, ms = (int(f) for f in pghp[2:9])
+    want = parse_iso_utc(f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{ms:03d}Z")
+    batch = _decode_file(path).positions
+    row = int(np.flatnonzero(batch.line == first + 1)[0])
+    assert batch.ts_s[row] == pytest.approx(want)
+    assert batch.subject_id[row] == str(NMEAMessage(lines[first]).decode().mmsi)
+
+
+def test_tag_block_time_is_used(real_data: Path) -> None:
+    path = real_data / "nmea" / "aisdb_test_data_20211101.nm4"
+    lines = path.read_bytes().splitlines()
+    batch = _decode_file(path).positions
+    for row in (0, len(batch) // 2, len(batch) - 1):
+        line = lines[int(batch.line[row]) - 1]
+        c = re.search(rb"c:(\d+)", line)
+        assert c is not None
+        assert batch.ts_s[row] == float(c.group(1))
+        assert batch.receiver[row] == re.search(rb"s:([^,*]+)", line).group(1).decode()  # type: ignore[union-attr]
+
+
+def test_leading_unix_time_is_used(real_data: Path) -> None:
+    path = real_data / "nmea" / "simpleais_sample.ais"
+    lines = path.read_bytes().splitlines()
+    batch = _decode_file(path).positions
+    for row in (0, 100, len(batch) - 1):
+        assert batch.ts_s[row] == float(lines[int(batch.line[row]) - 1].split()[0])
+
+
+def _pyais_multipart_groups(path: Path, strip_leading_time: bool = False) -> int:
+    sentences = []
+    for line in path.read_bytes().splitlines():
+        if strip_leading_time and b" " in line:
+            line = line.split(b" ", 1)[1]
+        if line.startswith(b"!"):
+            sentences.append(line)
+    return sum(1 for m in IterMessages(sentences) if m.frag_cnt > 1)
+
+
+def test_multipart_reassembly_gfw(real_data: Path) -> None:
+    path = real_data / "nmea" / "gfw_aistools_multi-part.nmea"
+    result = _decode_file(path, dedupe_window_s=0.0)
+    assert result.counts.input_lines == 93
+    assert result.counts.multipart_messages == _pyais_multipart_groups(path) == 43
+    assert result.counts.dead_letter == 0
+
+
+def test_multipart_reassembly_simpleais(real_data: Path) -> None:
+    path = real_data / "nmea" / "simpleais_sample.ais"
+    result = _decode_file(path)
+    want = _pyais_multipart_groups(path, strip_leading_time=True)
+    assert want == 450
+    assert result.counts.multipart_messages == want
+    assert result.counts.balanced()

@@ -1,0 +1,239 @@
+"""Encounter detector: pair start/end, mooring and speed exclusions, grid keys, order independence."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geofence.errors import ConfigError
+from geofence.rules.encounter import (
+    EncounterDetector,
+    EncounterParams,
+    PairTransition,
+    cell_keys,
+    expand_cells,
+)
+
+LON0, LAT0 = 114.30, 30.60  # Wuhan reach
+M_PER_DEG_LAT = 111_320.0
+Row = tuple[str, float, float, float, float, bool]
+
+
+def east(metres: float) -> float:
+    """Longitude offset in degrees for ``metres`` east at LAT0."""
+    return metres / (M_PER_DEG_LAT * math.cos(math.radians(LAT0)))
+
+
+def feed(
+    det: EncounterDetector,
+    rows: list[tuple[str, float, float, float, float, bool]],
+) -> list[PairTransition]:
+    """Ingest rows (subject, ts, lon, lat, speed, mooring) as one slice."""
+    if not rows:
+        return []
+    sid, ts, lon, lat, spd, moor = zip(*rows, strict=True)
+    return det.ingest(np.array(sid, dtype=object), ts, lon, lat, spd, moor)
+
+
+def pair_track(
+    t_end: float,
+    *,
+    gap_m: float = 50.0,
+    speed: float = 0.3,
+    mooring: bool = False,
+    step_s: float = 60.0,
+) -> list[tuple[str, float, float, float, float, bool]]:
+    rows = []
+    for t in np.arange(0.0, t_end + 1, step_s):
+        rows.append(("413000001", float(t), LON0, LAT0, speed, mooring))
+        rows.append(("413000002", float(t), LON0 + east(gap_m), LAT0, speed, mooring))
+    return rows
+
+
+def test_encounter_starts_after_min_duration_and_ends_when_one_speeds_up() -> None:
+    det = EncounterDetector()
+    out = feed(det, pair_track(1800.0))
+    assert [(t.kind, t.subject_a, t.subject_b, t.started_ts_s, t.ts_s) for t in out] == [
+        ("start", "413000001", "413000002", 0.0, 1200.0)
+    ]
+    assert out[0].distance_m == pytest.approx(50.0, rel=0.01)
+    assert det.active_pairs() == [("413000001", "413000002", 0.0)]
+    # 1.5 kn is within the release hysteresis: still together
+    assert feed(det, [("413000001", 1860.0, LON0, LAT0, 1.5, False)]) == []
+    out = feed(det, [("413000002", 1920.0, LON0 + east(50), LAT0, 3.0, False)])
+    assert [(t.kind, t.started_ts_s, t.ts_s) for t in out] == [("end", 0.0, 1920.0)]
+    assert det.active_pairs() == []
+
+
+def test_encounter_distance_hysteresis() -> None:
+    det = EncounterDetector()
+    assert len(feed(det, pair_track(1200.0))) == 1
+    assert feed(det, [("413000002", 1260.0, LON0 + east(130), LAT0, 0.3, False)]) == []  # 130 m < 150 m
+    out = feed(det, [("413000002", 1320.0, LON0 + east(200), LAT0, 0.3, False)])
+    assert [t.kind for t in out] == ["end"]
+    assert out[0].distance_m == pytest.approx(200.0, rel=0.01)
+
+
+def test_no_encounter_inside_mooring_zone() -> None:
+    det = EncounterDetector()
+    assert feed(det, pair_track(3600.0, mooring=True)) == []
+    assert len(det) == 0  # nothing kept for non-candidates
+
+
+def test_no_encounter_when_fast_or_apart() -> None:
+    assert feed(EncounterDetector(), pair_track(3600.0, speed=1.5)) == []
+    assert feed(EncounterDetector(), pair_track(3600.0, gap_m=120.0)) == []
+
+
+def test_interrupted_closeness_restarts_the_clock() -> None:
+    det = EncounterDetector()
+    rows = pair_track(600.0)
+    rows.append(("413000002", 660.0, LON0 + east(300), LAT0, 0.3, False))  # apart once
+    rows += [(*r[:1], r[1] + 720.0, *r[2:]) for r in pair_track(1200.0)]
+    out = feed(det, rows)
+    assert [(t.kind, t.started_ts_s, t.ts_s) for t in out] == [("start", 720.0, 1920.0)]
+
+
+def test_silence_ends_the_encounter_at_a_data_determined_time() -> None:
+    params = EncounterParams(max_stale_s=900.0)
+    det = EncounterDetector(params)
+    feed(det, pair_track(1200.0))
+    assert det.expire(1500.0) == []
+    out = det.expire(5000.0)
+    assert [(t.kind, t.ts_s) for t in out] == [("end", 1200.0 + 900.0)]
+    assert len(det) == 0
+    # the same end comes from ingest when one of them reappears later
+    det2 = EncounterDetector(params)
+    feed(det2, pair_track(1200.0))
+    out2 = feed(det2, [("413000001", 2400.0, LON0, LAT0, 0.3, False)])
+    assert out2 == out
+
+
+def test_snapshot_restore_continues_identically() -> None:
+    rows = pair_track(2400.0)
+    rows.append(("413000002", 2460.0, LON0 + east(400), LAT0, 0.3, False))
+    whole = feed(EncounterDetector(), rows)
+    det = EncounterDetector()
+    first = feed(det, rows[:30])
+    state = det.snapshot()
+    det2 = EncounterDetector()
+    det2.restore(state)
+    assert first + feed(det2, rows[30:]) == whole
+    assert [t.kind for t in whole] == ["start", "end"]
+
+
+def test_params_are_validated() -> None:
+    with pytest.raises(ConfigError, match="release_factor"):
+        EncounterParams(release_factor=0.5)
+    with pytest.raises(ConfigError, match="release_kn"):
+        EncounterParams(slow_kn=3.0, release_kn=2.0)
+
+
+def test_cell_keys_are_a_fixed_grid() -> None:
+    k = cell_keys([LON0, LON0 + east(10)], [LAT0, LAT0])
+    assert k.dtype == np.int64
+    assert cell_keys(LON0, LAT0) == cell_keys(np.array([LON0]), np.array([LAT0]))[0]
+    assert k[0] == k[1] or abs(int(k[0]) - int(k[1])) == 1
+    far = cell_keys([LON0 + east(5000)], [LAT0])
+    assert far[0] != k[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lon=st.floats(-179.0, 179.0),
+    lat=st.floats(-80.0, 80.0),
+    dist=st.floats(0.0, 150.0),
+    bearing=st.floats(0.0, 360.0),
+)
+def test_expand_cells_never_misses_a_neighbour(lon: float, lat: float, dist: float, bearing: float) -> None:
+    """Any point within the radius lies in one of the expanded cells (broad phase may over-report, never miss)."""
+    from pyproj import Geod
+
+    lon2, lat2, _ = Geod(ellps="WGS84").fwd(lon, lat, bearing, dist)
+    idx, keys = expand_cells([lon], [lat], 150.0)
+    assert set(idx.tolist()) == {0}
+    assert int(cell_keys(lon2, lat2)) in set(keys.tolist())
+    assert int(cell_keys(lon, lat)) in set(keys.tolist())
+
+
+_IDS = ["413000003", "413000001", "413000002", "413000004"]
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> list[tuple[str, float, float, float, float, bool]]:
+    """Up to four vessels near one spot, reporting at shared minute ticks."""
+    rows = []
+    n_ticks = draw(st.integers(5, 40))
+    for k in range(n_ticks):
+        for sid in _IDS:
+            if draw(st.booleans()):
+                dx = draw(st.sampled_from([0.0, 40.0, 90.0, 130.0, 400.0, 990.0, 1500.0, 5000.0]))
+                spd = draw(st.sampled_from([0.2, 0.8, 1.5, 2.5]))
+                rows.append((sid, 300.0 * k, LON0 + east(dx), LAT0, spd, draw(st.booleans()) and spd > 2))
+    return rows
+
+
+def _relabel(rows: list[Row], mapping: dict[str, str]) -> list[Row]:
+    return [(mapping[r[0]], *r[1:]) for r in rows]
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=scenarios(), seed=st.integers(0, 2**32 - 1), cut=st.integers(0, 200))
+def test_order_batch_and_label_independence(rows: list[Row], seed: int, cut: int) -> None:
+    """Same transitions whatever the order within equal timestamps, the slicing, or which id is which."""
+    params = EncounterParams(min_duration_s=900.0)
+    ref = feed(EncounterDetector(params), rows)
+    # the bulk shortcut for quiet subjects changes nothing
+    plain = EncounterDetector(params)
+    plain._fast = False
+    assert feed(plain, rows) == ref
+    # permute rows within equal timestamps
+    rng = np.random.default_rng(seed)
+    keys = np.array([r[1] for r in rows]) + rng.random(len(rows)) * 0.5
+    shuffled = [rows[i] for i in np.argsort(keys, kind="stable")]
+    assert feed(EncounterDetector(params), shuffled) == ref
+    # split into two slices at a timestamp boundary
+    det = EncounterDetector(params)
+    cut_ts = rows[min(cut, len(rows) - 1)][1] if rows else 0.0
+    split = feed(det, [r for r in rows if r[1] < cut_ts]) + feed(det, [r for r in rows if r[1] >= cut_ts])
+    assert split == ref
+    # swap two ids: the same pairs, with ids sorted inside each pair
+    mapping = {"413000001": "413000002", "413000002": "413000001", "413000003": "413000003", "413000004": "413000004"}
+    swapped = feed(EncounterDetector(params), _relabel(rows, mapping))
+    expect = []
+    for t in ref:
+        a, b = sorted((mapping[t.subject_a], mapping[t.subject_b]))
+        expect.append(t._replace(subject_a=a, subject_b=b))
+    norm = sorted(swapped, key=lambda t: (t.ts_s, t.subject_a, t.subject_b, t.kind))
+    assert [(*t[:5], t.kind) for t in norm] == [
+        (*t[:5], t.kind) for t in sorted(expect, key=lambda t: (t.ts_s, t.subject_a, t.subject_b, t.kind))
+    ]
+    # every pair alternates start/end and starts last at least min_duration after it began
+    state: dict[tuple[str, str], str] = {}
+    for t in ref:
+        assert t.subject_a < t.subject_b
+        prev = state.get((t.subject_a, t.subject_b), "end")
+        assert prev != t.kind
+        state[(t.subject_a, t.subject_b)] = t.kind
+        if t.kind == "start":
+            assert t.ts_s - t.started_ts_s >= params.min_duration_s
+
+
+def test_regression_slice_filter_kept_a_subject_that_became_known_in_the_same_slice() -> None:
+    """Found by hypothesis: a non-candidate report was filtered out when its subject became known in the slice."""
+    rows = [
+        ("413000003", 0.0, LON0, LAT0, 0.2, False),
+        ("413000004", 0.0, LON0, LAT0, 0.2, False),
+        ("413000004", 1500.0, LON0, LAT0, 0.2, False),
+        ("413000003", 6300.0, LON0, LAT0, 1.5, False),
+    ]
+    params = EncounterParams(min_duration_s=900.0)
+    whole = feed(EncounterDetector(params), rows)
+    det = EncounterDetector(params)
+    parts = feed(det, rows[:2]) + feed(det, rows[2:])
+    assert whole == parts
+    assert [(t.kind, t.ts_s) for t in whole] == [("start", 1500.0), ("end", 1800.0)]
