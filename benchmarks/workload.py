@@ -25,7 +25,7 @@ import shapely
 
 from geofence.fence import Fence, FenceParams, ZoneKind, ZoneSet
 
-__all__ = ["CORRIDORS", "CORRIDOR_VERTICES", "river_centreline", "river_zones", "river_points"]
+__all__ = ["CORRIDORS", "CORRIDOR_VERTICES", "river_centreline", "river_points", "river_zones"]
 
 CORRIDORS = 8
 CORRIDOR_VERTICES = 5000
@@ -39,15 +39,19 @@ FloatArray = npt.NDArray[np.float64]
 def river_centreline(samples: int = 60_001) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Return (lon, lat, km) of the centreline, densely sampled, with cumulative length in km (about 1,500)."""
     t = np.linspace(0.0, 1.0, samples)
-    lon = 111.2 + 10.6 * t + 0.045 * np.sin(t * 2 * math.pi * 23.0)
-    lat = 30.4 + 0.9 * t + 0.35 * np.sin(t * 2 * math.pi * 3.0) + 0.05 * np.sin(t * 2 * math.pi * 41.0)
+    # Meanders are lateral only (no along-stream sine, which makes cusps); 22 bends of ~8 km amplitude give
+    # about 1,460 km of river with a smallest bend radius of about 2 km, above the widest corridor half-width.
+    lon = 111.2 + 10.6 * t
+    lat = 30.4 + 0.9 * t + 0.35 * np.sin(t * 2 * math.pi * 3.0) + 0.07 * np.sin(t * 2 * math.pi * 22.0)
     dx = np.diff(lon) * np.cos(np.radians((lat[1:] + lat[:-1]) / 2)) * _KM_PER_DEG
     dy = np.diff(lat) * _KM_PER_DEG
     km = np.concatenate([[0.0], np.cumsum(np.hypot(dx, dy))])
     return lon, lat, km
 
 
-def _at_km(lon: FloatArray, lat: FloatArray, km: FloatArray, q: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+def _at_km(
+    lon: FloatArray, lat: FloatArray, km: FloatArray, q: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Interpolate position and unit normal (in local km axes) at along-river distances ``q``."""
     x = np.interp(q, km, lon)
     y = np.interp(q, km, lat)
@@ -60,13 +64,17 @@ def _at_km(lon: FloatArray, lat: FloatArray, km: FloatArray, q: FloatArray) -> t
     return x, y, -ty / n, tx / n
 
 
-def _offset(x: FloatArray, y: FloatArray, nx: FloatArray, ny: FloatArray, d_km: FloatArray) -> tuple[FloatArray, FloatArray]:
+def _offset(
+    x: FloatArray, y: FloatArray, nx: FloatArray, ny: FloatArray, d_km: FloatArray
+) -> tuple[FloatArray, FloatArray]:
     """Move points by ``d_km`` along local-km unit vectors (nx, ny)."""
     c = np.cos(np.radians(y))
     return x + nx * d_km / (_KM_PER_DEG * c), y + ny * d_km / _KM_PER_DEG
 
 
-def _corridor(lon: FloatArray, lat: FloatArray, km: FloatArray, k0: float, k1: float, rng: np.random.Generator) -> shapely.Polygon:
+def _corridor(
+    lon: FloatArray, lat: FloatArray, km: FloatArray, k0: float, k1: float, rng: np.random.Generator
+) -> shapely.Polygon:
     half = CORRIDOR_VERTICES // 2
     q = np.linspace(k0, k1, half)
     x, y, nx, ny = _at_km(lon, lat, km, q)
@@ -83,7 +91,9 @@ def _corridor(lon: FloatArray, lat: FloatArray, km: FloatArray, k0: float, k1: f
     return poly
 
 
-def _basin(cx: float, cy: float, radius_km: float, nverts: int, rng: np.random.Generator, hole: bool) -> shapely.Polygon:
+def _basin(
+    cx: float, cy: float, radius_km: float, nverts: int, rng: np.random.Generator, hole: bool
+) -> shapely.Polygon:
     ang = np.sort(rng.uniform(0, 2 * math.pi, nverts))
     ang[0] = 0.0  # keep the ring star-shaped with distinct angles
     ang = np.unique(ang)
@@ -147,7 +157,7 @@ def river_points(n: int, seed: int = 11) -> tuple[FloatArray, FloatArray]:
     """Return ``n`` seeded points (lon, lat): 70 % within 5 km of the river, 30 % over its bounding box."""
     rng = np.random.default_rng(seed)
     lon, lat, km = river_centreline()
-    n_near = int(round(n * _NEAR_FRACTION))
+    n_near = round(n * _NEAR_FRACTION)
     q = rng.uniform(0.0, km[-1], n_near)
     x, y, nx, ny = _at_km(lon, lat, km, q)
     px, py = _offset(x, y, nx, ny, rng.uniform(-_NEAR_KM, _NEAR_KM, n_near))

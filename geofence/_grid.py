@@ -16,6 +16,7 @@ so one exact test of its centre classifies every point in it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -113,8 +114,15 @@ def _boundary_cells(geom: BaseGeometry, x0: float, y0: float, inv: float) -> Int
     return np.stack([cx, cy], axis=1)
 
 
-def _centres_inside(geom: BaseGeometry, ix: IntArray, iy: IntArray, x0: float, y0: float, cell: float) -> npt.NDArray[np.bool_]:
-    """Exact containment of the centres of fine cells (``ix``, ``iy`` may be fractional-offset ints)."""
+def _centres_inside(
+    geom: BaseGeometry,
+    ix: npt.NDArray[np.floating[Any]] | IntArray,
+    iy: npt.NDArray[np.floating[Any]] | IntArray,
+    x0: float,
+    y0: float,
+    cell: float,
+) -> npt.NDArray[np.bool_]:
+    """Exact containment of the centres of fine cells (cell indices, possibly offset by a half cell)."""
     return np.asarray(shapely.intersects_xy(geom, x0 + (ix + 0.5) * cell, y0 + (iy + 0.5) * cell), dtype=bool)
 
 
@@ -149,7 +157,7 @@ def build_grid(geoms: list[BaseGeometry], cell_deg: float, shift: int) -> Grid:
     bounds = shapely.bounds(np.asarray(geoms, dtype=object))
     x0, y0, cell, nfx, nfy = _choose_cell(bounds, cell_deg, k)
     inv = 1.0 / cell
-    ncx, ncy = nfx >> shift, nfy >> shift
+    ncy = nfy >> shift
     fine_keys: list[IntArray] = []
     fine_vals: list[IntArray] = []  # fence * 2 + (1 if exact test needed)
     coarse_keys: list[IntArray] = []
@@ -237,7 +245,9 @@ class _Interner:
             return np.zeros(0, np.int64)
         counts = np.diff(np.append(group_start, vals.size))
         sig = np.add.reduceat(self._words[vals], group_start)
-        uniq, first, inverse = np.unique(np.stack([sig.view(np.int64), counts], axis=1), axis=0, return_index=True, return_inverse=True)
+        uniq, first, inverse = np.unique(
+            np.stack([sig.view(np.int64), counts], axis=1), axis=0, return_index=True, return_inverse=True
+        )
         ids = np.empty(uniq.shape[0], np.int64)
         for u in range(uniq.shape[0]):
             key = (int(uniq[u, 0]), int(uniq[u, 1]))
@@ -254,7 +264,9 @@ class _Interner:
         rep_all = np.concatenate(self.class_vals)
         rank = np.arange(vals.size) - np.repeat(group_start, counts)
         lens = np.diff(rep_ptr)
-        if not (np.array_equal(lens[cls], counts) and np.array_equal(rep_all[np.repeat(rep_ptr[cls], counts) + rank], vals)):
+        if not (
+            np.array_equal(lens[cls], counts) and np.array_equal(rep_all[np.repeat(rep_ptr[cls], counts) + rank], vals)
+        ):
             raise RuntimeError("fence-set interning collision; report this with the zone set version")
         return cls
 

@@ -99,6 +99,13 @@ class FenceIndex:
 
     version: str
     fences: tuple[Fence, ...]
+    _geoms: npt.NDArray[np.object_]
+    _grid: Grid
+    _tree: shapely.STRtree
+    _lon_ref: FloatArray
+    _lat_ref: FloatArray
+    _cos_ref: FloatArray
+    _proj_boundary: npt.NDArray[np.object_]
 
     def __init__(self, zones: ZoneSet, *, cell_deg: float = DEFAULT_CELL_DEG) -> None:
         geoms: list[BaseGeometry] = [f.geometry for f in zones.fences]

@@ -54,7 +54,8 @@ def plot_dwell(dwell_by_zone_s: Mapping[str, Sequence[float]], path: Path, *, ma
     items = sorted(((z, v) for z, v in dwell_by_zone_s.items() if v), key=lambda kv: (-len(kv[1]), kv[0]))[:max_zones]
     fig, ax = plt.subplots(figsize=(10, max(3, 0.35 * len(items) + 1)))
     if items:
-        ax.boxplot([np.asarray(v) / 60.0 for _, v in items], vert=False, labels=[z for z, _ in items])
+        minutes = [np.asarray(v) / 60.0 for _, v in items]
+        ax.boxplot(minutes, orientation="horizontal", tick_labels=[z for z, _ in items])
         ax.set_xlabel("dwell (min)")
     else:
         ax.text(0.5, 0.5, "no completed visits", ha="center", va="center", transform=ax.transAxes)

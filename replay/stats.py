@@ -119,11 +119,10 @@ def subject_stats(
         for name, dist, n in zip(uniq, totals, counts, strict=True):
             out[str(name)] = {"positions": int(n), "distance_m": round(float(dist), 1), "time_in_zones_s": 0.0,
                               "alerts": 0}
-    for zone, vs in visits_from_alerts(alert_lines).items():
-        del zone
-        for subject, start, end in vs:
-            if end is not None and subject in out:
-                out[subject]["time_in_zones_s"] = round(out[subject]["time_in_zones_s"] + (end - start), 3)
+    for visits in visits_from_alerts(alert_lines).values():
+        for subject, enter_s, exit_s in visits:
+            if exit_s is not None and subject in out:
+                out[subject]["time_in_zones_s"] = round(out[subject]["time_in_zones_s"] + (exit_s - enter_s), 3)
     for line in alert_lines:
         if line.get("status") in ("open", "event"):
             entry = out.setdefault(

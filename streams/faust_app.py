@@ -40,14 +40,14 @@ from geofence.positions import PositionBatch
 from streams import wire
 
 __all__ = [
-    "TopicNames",
-    "WorkerConfig",
     "EngineFactory",
     "PartitionCore",
-    "load_engine_factory",
+    "TopicNames",
+    "WorkerConfig",
     "build_app",
-    "run_worker",
+    "load_engine_factory",
     "pack_state",
+    "run_worker",
     "unpack_state",
 ]
 
@@ -309,7 +309,7 @@ def build_app(cfg: WorkerConfig, factory: EngineFactory, initial_zones: ZoneSet 
             if final and cfg.stats:
                 _print_stats(core, msg.partition)
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]  # faust.App.task is untyped
     async def follow_zones() -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                     auto_offset_reset="earliest", group_id=None,
@@ -349,12 +349,12 @@ def build_app(cfg: WorkerConfig, factory: EngineFactory, initial_zones: ZoneSet 
         finally:
             await consumer.stop()
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust types receivers as sync
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         core.drop({tp.partition for tp in revoked if tp.topic == topics.positions})
 
-    app.geofence_core = core  # for tests and benchmarks
-    app.geofence_out = out
+    app.geofence_core = core  # type: ignore[attr-defined]  # for tests and benchmarks
+    app.geofence_out = out  # type: ignore[attr-defined]
     return app
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["murmur2", "partition_for_key", "partition_for_subject", "SubjectPartitioner"]
+__all__ = ["SubjectPartitioner", "murmur2", "partition_for_key", "partition_for_subject"]
 
 _M = 0x5BD1E995
 _SEED = 0x9747B28C

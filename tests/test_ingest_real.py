@@ -90,13 +90,35 @@ def test_nmea_file_accounting_and_pyais_agreement(real_data: Path, name: str) ->
 
 @pytest.mark.parametrize("name", _NMEA_FILES)
 def test_nmea_file_dedupe(real_data: Path, name: str) -> None:
+    """With a window longer than the file, every distinct position payload counts exactly once."""
     path = real_data / "nmea" / name
-    result = _decode_file(path)
+    result = _decode_file(path, dedupe_window_s=1e9)
     assert result.counts.balanced()
     ref = _ref_positions(_reference(path))
-    # every file here spans less than the dedupe window (or the untimed payload window): distinct payloads count once
     assert result.counts.positions == len({p for p, _ in ref})
     assert len(result.positions) == result.counts.positions
+
+
+def test_identical_payload_after_the_window_counts_again(real_data: Path) -> None:
+    """simpleais_sample.ais spans 7 minutes: a payload repeated more than 60 s after its last
+    counted copy (a moored vessel's unchanged report) is a new position, not a duplicate."""
+    path = real_data / "nmea" / "simpleais_sample.ais"
+    window_s = 60.0
+    kept: dict[bytes, float] = {}
+    want = 0
+    positions = {p for p, _ in _ref_positions(_reference(path))}
+    for line in path.read_bytes().splitlines():
+        ts, _, sentence = line.partition(b" ")
+        f = sentence.split(b",")
+        if len(f) < 7 or f[1] != b"1" or f[5] not in positions:
+            continue
+        last = kept.get(f[5])
+        if last is None or float(ts) - last > window_s:
+            kept[f[5]] = float(ts)
+            want += 1
+    result = _decode_file(path, dedupe_window_s=window_s)
+    assert result.counts.positions == want
+    assert want > len(positions)  # the file really has such repeats
 
 
 @pytest.mark.parametrize("name", _NMEA_FILES)

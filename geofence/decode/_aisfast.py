@@ -97,7 +97,7 @@ def decode_positions_168(payloads: Sequence[bytes]) -> dict[str, npt.NDArray[np.
     armored = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(n, 28)
     six = armored - 48
     six = np.where(six > 40, six - 8, six).astype(np.uint8)
-    bits = np.unpackbits((six << 2)[:, :, None], axis=2)[:, :, :6].reshape(n, 168)
+    bits = np.unpackbits((six << 2).astype(np.uint8)[:, :, None], axis=2)[:, :, :6].reshape(n, 168)
     msg_type = _field(bits, 0, 6)
     mmsi = _field(bits, 8, 30)
     b18 = msg_type == 18

@@ -21,6 +21,8 @@ __all__ = ["BUCKETS", "Counts", "DecodeResult"]
 
 #: The buckets an input line can end in, exactly one each.
 BUCKETS: tuple[str, ...] = ("positions", "static", "other", "skipped", "duplicates", "dead_letter")
+#: Informational sub-counts (not buckets: they overlap them).
+_INFO: tuple[str, ...] = ("no_position", "multipart_messages", "tag_blocks_ignored")
 
 
 @dataclass(slots=True)
@@ -29,7 +31,9 @@ class Counts:
 
     ``no_position`` (a sub-count of ``other``) counts valid position reports that
     carry the AIS "not available" position (lon 181 / lat 91); ``multipart_messages``
-    counts assembled multipart groups (any bucket).
+    counts assembled multipart groups (any bucket); ``tag_blocks_ignored`` counts
+    sentences decoded without their tag block because the tag block's own checksum
+    failed (its time and station are not trusted).
     """
 
     input_lines: int = 0
@@ -42,6 +46,7 @@ class Counts:
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
     no_position: int = 0
     multipart_messages: int = 0
+    tag_blocks_ignored: int = 0
 
     def add_dead(self, reason: str, n: int = 1) -> None:
         """Count ``n`` input lines rejected for ``reason`` (also counts them as input)."""
@@ -61,7 +66,7 @@ class Counts:
 
     def merge(self, other: Counts) -> None:
         """Add ``other`` into this object."""
-        for name in ("input_lines", *BUCKETS, "no_position", "multipart_messages"):
+        for name in ("input_lines", *BUCKETS, *_INFO):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for reason, n in other.dead_letter_reasons.items():
             self.dead_letter_reasons[reason] = self.dead_letter_reasons.get(reason, 0) + n
@@ -79,8 +84,8 @@ class Counts:
         out: dict[str, Any] = {"input_lines": self.input_lines}
         for name in BUCKETS:
             out[name] = getattr(self, name)
-        out["no_position"] = self.no_position
-        out["multipart_messages"] = self.multipart_messages
+        for name in _INFO:
+            out[name] = getattr(self, name)
         out["dead_letter_reasons"] = dict(sorted(self.dead_letter_reasons.items()))
         return out
 

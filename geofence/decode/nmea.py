@@ -41,6 +41,8 @@ STATIC_TYPES = frozenset({5, 24})
 _ARMOR = bytes(range(48, 88)) + bytes(range(96, 120))  # valid 6-bit armoring characters
 _SENTENCE_KINDS = (b"VDM", b"VDO")
 _CACHE_MAX = 4096
+#: A tag block whose own ``*hh`` does not match: its fields are ignored, the sentence is still decoded.
+_BAD_TAG_CHECKSUM = DecodeError("checksum", "tag block checksum does not match its body")
 
 
 @dataclass(slots=True)
@@ -209,7 +211,10 @@ class NmeaDecoder:
             receiver = ""
             if b > 0:
                 ts, receiver, err = self._prefix(line[:b], stars_a[i], ok_a[i], b)
-                if err is not None:
+                if err is _BAD_TAG_CHECKSUM:
+                    # The sentence has a valid checksum of its own: keep it, distrust the tag block's time/station.
+                    counts.tag_blocks_ignored += 1
+                elif err is not None:
                     self._dead(dead, counts, lineno, err.reason, err.detail, line)
                     continue
             if len(line) > sb + 3:
@@ -288,8 +293,9 @@ class NmeaDecoder:
         if self._max_time is None or ts > self._max_time:
             self._max_time = ts
 
-    def _non_sentence(self, line: bytes, lineno: int, star_a: int, ok_a: bool, counts: Counts,
-                      dead: list[DeadLetter]) -> None:
+    def _non_sentence(
+        self, line: bytes, lineno: int, star_a: int, ok_a: bool, counts: Counts, dead: list[DeadLetter]
+    ) -> None:
         """A line without ``!``: blank, comment, other NMEA, $PGHP time, bare tag block or garbage."""
         text = line.strip()
         if not text or text[:1] == b"#":
@@ -322,7 +328,9 @@ class NmeaDecoder:
             return
         self._dead(dead, counts, lineno, "unparseable", "not an NMEA sentence", line)
 
-    def _prefix(self, prefix: bytes, star_a: int, ok_a: bool, bang: int) -> tuple[float | None, str, DecodeError | None]:
+    def _prefix(
+        self, prefix: bytes, star_a: int, ok_a: bool, bang: int
+    ) -> tuple[float | None, str, DecodeError | None]:
         """Time and station from what precedes ``!``: a tag block and/or a leading unix time."""
         cached = self._prefix_cache.get(prefix)
         if cached is not None and (ok_a or star_a < 0 or star_a >= bang):
@@ -335,7 +343,9 @@ class NmeaDecoder:
         return result
 
     @staticmethod
-    def _parse_prefix(prefix: bytes, star_a: int, ok_a: bool, bang: int) -> tuple[float | None, str, DecodeError | None]:
+    def _parse_prefix(
+        prefix: bytes, star_a: int, ok_a: bool, bang: int
+    ) -> tuple[float | None, str, DecodeError | None]:
         text = prefix.strip()
         ts: float | None = None
         station = ""
@@ -348,7 +358,7 @@ class NmeaDecoder:
                 star = body.rfind(b"*")
                 if star >= 0:
                     if 0 <= star_a < bang and not ok_a:
-                        raise DecodeError("checksum", f"tag block checksum {body[star + 1 :]!r} does not match")
+                        return None, "", _BAD_TAG_CHECKSUM
                     body = body[:star]
                 tb = parse_tag_block(body)
                 ts, station = tb.time_s, tb.station
@@ -483,8 +493,7 @@ class NmeaDecoder:
                 x, y = msg.lon, msg.lat
                 if x is None or y is None:
                     for line, raw in msgs.raws[k]:
-                        self._dead(dead, counts, line, "unparseable", f"type {t} payload too short for a position",
-                                   raw)
+                        self._dead(dead, counts, line, "unparseable", f"type {t} payload too short for a position", raw)
                     ais_type[k] = -1
                     continue
                 lon[k], lat[k] = float(x), float(y)
