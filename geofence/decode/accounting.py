@@ -1,10 +1,13 @@
 """Line accounting: every input line ends in exactly one bucket.
 
-The identity ``input_lines == positions + static + other + skipped + duplicates
-+ dead_letter`` holds for every :class:`DecodeResult` a decoder returns (lines
-of a multipart group are counted when the group's fate is known: assembled,
-or expired to the dead letter). Buckets count *lines*, so a two-fragment
-static message adds 2 to ``static``.
+The identity ``input_lines == positions + static + other + duplicates +
+fragments + skipped + dead_letter`` holds for every :class:`DecodeResult` a
+decoder returns. Lines of a multipart group are counted when the group's fate is
+known: an assembled message puts one line (its first) in the message's bucket
+and the others in ``fragments``; a group that expires or fails to decode puts
+every line in ``dead_letter``, each with its own dead letter. So ``positions``
+is the number of position records that reached the rules, and a two-fragment
+static message adds 1 to ``static`` and 1 to ``fragments``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from geofence.positions import PositionBatch, StaticReport
 __all__ = ["BUCKETS", "Counts", "DecodeResult"]
 
 #: The buckets an input line can end in, exactly one each.
-BUCKETS: tuple[str, ...] = ("positions", "static", "other", "skipped", "duplicates", "dead_letter")
+BUCKETS: tuple[str, ...] = ("positions", "static", "other", "duplicates", "fragments", "skipped", "dead_letter")
+#: Buckets a decoded record (as opposed to a single line) can land in.
+_RECORD_BUCKETS: tuple[str, ...] = ("positions", "static", "other", "duplicates")
 #: Informational sub-counts (not buckets: they overlap them).
 _INFO: tuple[str, ...] = ("no_position", "multipart_messages", "tag_blocks_ignored")
 
@@ -42,11 +47,20 @@ class Counts:
     other: int = 0
     skipped: int = 0
     duplicates: int = 0
+    fragments: int = 0
     dead_letter: int = 0
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
     no_position: int = 0
     multipart_messages: int = 0
     tag_blocks_ignored: int = 0
+
+    def add_record(self, bucket: str, lines: int = 1) -> None:
+        """Count one record that took ``lines`` input lines: one in ``bucket``, the rest in ``fragments``."""
+        if bucket not in _RECORD_BUCKETS or lines < 1:
+            raise DecodeError("bad_value", f"add_record({bucket!r}, {lines}): bucket must be one of {_RECORD_BUCKETS}")
+        self.input_lines += lines
+        setattr(self, bucket, getattr(self, bucket) + 1)
+        self.fragments += lines - 1
 
     def add_dead(self, reason: str, n: int = 1) -> None:
         """Count ``n`` input lines rejected for ``reason`` (also counts them as input)."""

@@ -3,10 +3,23 @@
 pyais decodes AIS payloads; this module handles everything around them: the
 ``!xxVDM``/``!xxVDO`` envelope of any talker, checksums, NMEA 4.0 tag blocks,
 Gatehouse ``$PGHP`` time lines, leading/trailing receiver unix times,
-multipart reassembly, dedupe of aggregated feeds, and accounting of every line.
-Class A/B position payloads of exactly 168 bits (types 1/2/3/18, the bulk of any
-feed) are unpacked with numpy in one vectorised step (:mod:`._aisfast`); the
-tests check it against pyais field by field on every real file.
+multipart reassembly, dedupe of aggregated feeds, and accounting of every line
+(docs/ingest.md).
+
+A batch goes through four steps, so that Python touches each line as little as possible:
+
+1. :func:`._nmeascan.scan_lines` (numpy, whole batch): checksums, plain single-part
+   sentences and their payloads, tag-block and leading receiver times, skippable lines;
+2. one pass over the lines in order (:meth:`NmeaDecoder._scan`): times that carry
+   over from line to line, multipart groups, dead letters, and the exact per-line
+   code for every line the first step was unsure about;
+3. dedupe of the assembled messages (:meth:`NmeaDecoder._dedupe`), in bulk where
+   payloads are new;
+4. payloads: 168-bit class A/B positions (types 1/2/3/18, the bulk of any feed) are
+   unpacked with numpy (:mod:`._aisfast`), types 5 and 24 read field by field
+   (:func:`_lean_static`), positions of types 19/27 and odd lengths by pyais; other
+   types are counted by number. The tests compare every path with pyais, and step 1
+   with the exact per-line code, on every real file.
 
 Pure: no I/O and no clock. Time arrives in the data (or as ``arrival_ts_s``).
 """
@@ -14,7 +27,7 @@ Pure: no I/O and no clock. Time arrives in the data (or as ``arrival_ts_s``).
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +35,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pyais.bit_vector import bit_vector
+from pyais.constants import ShipType
 from pyais.messages import MSG_CLASS
+from pyais.util import is_auxiliary_craft
 
 from geofence.deadletter import DeadLetter, raw_text
-from geofence.decode._aisfast import FAST_FIRST_CHARS, decode_positions_168, line_checksums
+from geofence.decode._aisfast import FAST_FIRST_CHARS, decode_positions_168
+from geofence.decode._nmeascan import scan_lines
 from geofence.decode.accounting import Counts, DecodeResult
 from geofence.decode.tagblock import nmea_checksum, parse_epoch, parse_pghp, parse_tag_block, trailing_epoch
 from geofence.errors import DecodeError
@@ -56,17 +72,54 @@ class _Group:
     frags: list[tuple[int, bytes, bytes]] = field(default_factory=list)  # (line, raw, payload)
 
 
+#: A repeat more than this many messages after the last counted copy is never a duplicate (bounds the memory).
+_DEDUPE_MAX_MESSAGES = 100_000
+#: One queued message: (payload, fill bits, first line, time or NaN, receiver, its lines or None).
+#: ``None`` lines mean a single sentence: line number ``first line``, raw bytes in the feed's ``lines``.
+_Item = tuple[bytes, int, int, float, str, "list[tuple[int, bytes]] | None"]
+
+
 @dataclass(slots=True)
 class _Messages:
     """Assembled messages of one feed call, in completion order, waiting for payload decoding."""
 
+    lines: Sequence[bytes]
+    first_line: int
+    items: list[_Item] = field(default_factory=list)
+    fast: list[int] = field(default_factory=list)  # 168-bit class A/B positions: numpy unpacking
+    slow: list[int] = field(default_factory=list)  # everything else
     payload: list[bytes] = field(default_factory=list)
     fill: list[int] = field(default_factory=list)
     line: list[int] = field(default_factory=list)
     ts: list[float] = field(default_factory=list)
     receiver: list[str] = field(default_factory=list)
-    raws: list[list[tuple[int, bytes]]] = field(default_factory=list)
-    fast: list[int] = field(default_factory=list)
+    groups: list[list[tuple[int, bytes]] | None] = field(default_factory=list)
+
+    def unpack(self) -> None:
+        """Turn ``items`` into the per-field lists the payload decoding reads; split fast and slow messages."""
+        if not self.items:
+            return
+        payload, fill, line, ts, receiver, groups = zip(*self.items, strict=True)
+        self.payload, self.fill, self.line, self.ts, self.receiver = (
+            list(payload), list(fill), list(line), list(ts), list(receiver)
+        )
+        self.groups = list(groups)
+        fast_first = FAST_FIRST_CHARS
+        flags = [f == 0 and len(p) == 28 and p[0] in fast_first for p, f in zip(payload, fill, strict=True)]
+        self.fast = [k for k, flag in enumerate(flags) if flag]
+        self.slow = [k for k, flag in enumerate(flags) if not flag]
+
+    def raws(self, k: int) -> list[tuple[int, bytes]]:
+        """(line number, raw bytes) of every line of message ``k``."""
+        group = self.groups[k]
+        if group is not None:
+            return group
+        ln = self.line[k]
+        return [(ln, self.lines[ln - self.first_line])]
+
+    def nlines(self) -> npt.NDArray[np.int64]:
+        """How many input lines each message took."""
+        return np.fromiter((1 if g is None else len(g) for g in self.groups), dtype=np.int64, count=len(self.groups))
 
 
 class NmeaDecoder:
@@ -127,13 +180,13 @@ class NmeaDecoder:
         self._max_line = int(max_line_bytes)
         self._is_offset = line_is_offset
         self._last_time: float | None = None
-        self._max_time: float | None = None
         self._lines_seen = 0
         self._pending: dict[tuple[bytes, bytes, bytes, int], _Group] = {}
         self._seen: dict[bytes, tuple[float | None, int]] = {}
-        self._seen_order: deque[tuple[bytes, int, float | None]] = deque()
+        self._seen_order: deque[tuple[bytes, int]] = deque()
         self._msg_seq = 0
         self._prefix_cache: dict[bytes, tuple[float | None, str, DecodeError | None]] = {}
+        self._stations: dict[bytes, str] = {}
 
     # ------------------------------------------------------------------ public
 
@@ -141,8 +194,10 @@ class NmeaDecoder:
         """Decode ``lines``; ``first_line`` is the 1-based line number (or offset) of ``lines[0]``."""
         counts = Counts()
         dead: list[DeadLetter] = []
-        msgs = _Messages()
+        msgs = _Messages(lines, first_line)
         self._scan(lines, first_line, arrival_ts_s, counts, dead, msgs)
+        self._dedupe(msgs, counts)
+        msgs.unpack()
         self._expire(counts, dead, final=False)
         return self._finish(msgs, counts, dead)
 
@@ -168,66 +223,117 @@ class NmeaDecoder:
         dead: list[DeadLetter],
         msgs: _Messages,
     ) -> None:
+        """One pass over the lines. Hot loop: state lives in locals and is written back at the end."""
         n = len(lines)
         if n == 0:
             return
-        bangs, stars_b, ok_b, stars_a, ok_a = line_checksums(lines)
-        live_time = arrival if self._live else None
-        emit = self._emit
         max_line = self._max_line
-        for i in range(n):
+        lay = scan_lines(lines, max_line)
+        bangs, stars_b, ok_b, stars_a, ok_a = lay.bang, lay.star_b, lay.ok_b, lay.star_a, lay.ok_a
+        plain, fast, own_ts, pay0, pay1, fills = lay.plain, lay.fast, lay.own_ts, lay.pay0, lay.pay1, lay.fill
+        st0, st1 = lay.st0, lay.st1
+        stations = self._stations
+        counts.input_lines += lay.n_skip
+        counts.skipped += lay.n_skip  # blank lines, comments, non-AIS "$" sentences
+        live_time = arrival if self._live else None
+        seen0 = self._lines_seen
+        last_time = self._last_time
+        pending = self._pending
+        prefix_of = self._prefix
+        emit = self._emit
+        items = msgs.items
+        nan = math.nan
+        kinds = _SENTENCE_KINDS
+        armor = _ARMOR
+        bad_tag = _BAD_TAG_CHECKSUM
+        dead_at = self._dead
+        ts: float | None
+        for i in lay.active:
             line = lines[i]
             lineno = first_line + i
-            self._lines_seen += 1
+            seen = seen0 + i + 1
+            if (fast[i] or plain[i]) and not (payload := line[pay0[i] : pay1[i]]).translate(None, armor):
+                # A well-formed single-part sentence (checked for the whole batch at once): time, dedupe, queue.
+                # (A payload with other characters, e.g. a non-standard extra field, takes the exact path below.)
+                receiver = ""
+                if fast[i]:  # time and station read by the vectorised pass too
+                    t = own_ts[i]
+                    ts = None if t != t else t
+                    if st0[i] >= 0:
+                        station = line[st0[i] : st1[i]]
+                        receiver = stations.get(station) or _station(stations, station)
+                else:
+                    ts = None
+                    b = bangs[i]
+                    if b > 0:
+                        ts, receiver, err = prefix_of(line[:b], stars_a[i], ok_a[i], b)
+                        if err is bad_tag:
+                            counts.tag_blocks_ignored += 1
+                        elif err is not None:
+                            dead_at(dead, counts, lineno, err.reason, err.detail, line)
+                            continue
+                    if ts is None:
+                        tail = line[stars_b[i] + 3 :].strip()
+                        if tail:
+                            ts = trailing_epoch(tail)
+                if ts is not None:
+                    last_time = ts
+                elif last_time is not None:
+                    ts = last_time
+                else:
+                    ts = live_time
+                items.append((payload, fills[i], lineno, nan if ts is None else ts, receiver, None))
+                continue
             if len(line) > max_line:
-                self._dead(dead, counts, lineno, "too_long", f"{len(line)} bytes > {max_line}", line)
+                dead_at(dead, counts, lineno, "too_long", f"{len(line)} bytes > {max_line}", line)
                 continue
             b = bangs[i]
             if b < 0:
-                self._non_sentence(line, lineno, stars_a[i], ok_a[i], counts, dead)
+                got = self._non_sentence(line, lineno, stars_a[i], ok_a[i], counts, dead)
+                if got is not None:
+                    last_time = got
                 continue
             sb = stars_b[i]
             if sb < 0:
-                self._dead(dead, counts, lineno, "unparseable", "AIS sentence without '*hh' checksum", line)
+                dead_at(dead, counts, lineno, "unparseable", "AIS sentence without '*hh' checksum", line)
                 continue
             fields = line[b + 1 : sb].split(b",")
             f0 = fields[0]
-            if len(f0) != 5 or f0[2:] not in _SENTENCE_KINDS:
+            if len(f0) != 5 or f0[2:] not in kinds:
                 if len(f0) >= 3 and f0.isalpha():
                     counts.input_lines += 1
                     counts.skipped += 1  # other encapsulated NMEA (e.g. !AIALR)
                 else:
-                    self._dead(dead, counts, lineno, "unparseable", f"unknown sentence {f0[:12]!r}", line)
+                    dead_at(dead, counts, lineno, "unparseable", f"unknown sentence {f0[:12]!r}", line)
                 continue
             if not ok_b[i]:
                 detail = f"checksum {line[sb + 1 : sb + 3]!r} != computed {nmea_checksum(line[b + 1 : sb]):02X}"
-                self._dead(dead, counts, lineno, "checksum", detail, line)
+                dead_at(dead, counts, lineno, "checksum", detail, line)
                 continue
             if len(fields) < 7:
-                self._dead(dead, counts, lineno, "unparseable", f"{len(fields)} fields, need 7", line)
+                dead_at(dead, counts, lineno, "unparseable", f"{len(fields)} fields, need 7", line)
                 continue
             # time and receiver of this line
-            ts: float | None = None
+            ts = None
             receiver = ""
             if b > 0:
-                ts, receiver, err = self._prefix(line[:b], stars_a[i], ok_a[i], b)
-                if err is _BAD_TAG_CHECKSUM:
+                ts, receiver, err = prefix_of(line[:b], stars_a[i], ok_a[i], b)
+                if err is bad_tag:
                     # The sentence has a valid checksum of its own: keep it, distrust the tag block's time/station.
                     counts.tag_blocks_ignored += 1
                 elif err is not None:
-                    self._dead(dead, counts, lineno, err.reason, err.detail, line)
+                    dead_at(dead, counts, lineno, err.reason, err.detail, line)
                     continue
-            if len(line) > sb + 3:
+            if len(line) > sb + 3 and ts is None:
                 tail = line[sb + 3 :].strip()
                 if tail:
-                    tt = trailing_epoch(tail)
-                    if ts is None:
-                        ts = tt
+                    ts = trailing_epoch(tail)
+            last_before = last_time  # the state a feed boundary just before this line would have seen
             if ts is not None:
-                self._note_time(ts)
+                last_time = ts
                 timed = True
-            elif self._last_time is not None:
-                ts = self._last_time
+            elif last_time is not None:
+                ts = last_time
                 timed = True
             else:
                 ts = live_time
@@ -236,44 +342,49 @@ class NmeaDecoder:
             fill_f = fields[6]
             fill = fill_f[0] - 48 if len(fill_f) == 1 else -1
             if not 0 <= fill <= 5:
-                self._dead(dead, counts, lineno, "unparseable", f"fill bits {fill_f[:8]!r} not 0..5", line)
+                dead_at(dead, counts, lineno, "unparseable", f"fill bits {fill_f[:8]!r} not 0..5", line)
                 continue
             if not payload:
-                self._dead(dead, counts, lineno, "empty_payload", "sentence carries no payload", line)
+                dead_at(dead, counts, lineno, "empty_payload", "sentence carries no payload", line)
                 continue
-            if payload.translate(None, _ARMOR):
-                self._dead(dead, counts, lineno, "unparseable", "payload has characters outside AIS armoring", line)
+            if payload.translate(None, armor):
+                dead_at(dead, counts, lineno, "unparseable", "payload has characters outside AIS armoring", line)
                 continue
             cnt_f = fields[1]
             num_f = fields[2]
             if cnt_f == b"1":
                 if num_f != b"1":
-                    self._dead(dead, counts, lineno, "unparseable", f"fragment {num_f[:8]!r} of 1", line)
+                    dead_at(dead, counts, lineno, "unparseable", f"fragment {num_f[:8]!r} of 1", line)
                     continue
-                emit(payload, fill, lineno, [(lineno, line)], ts, timed, receiver, counts, msgs)
+                emit(payload, fill, lineno, [(lineno, line)], ts, timed, receiver, msgs)
                 continue
             if not (cnt_f.isdigit() and num_f.isdigit() and len(cnt_f) == 1 and len(num_f) == 1):
-                self._dead(dead, counts, lineno, "unparseable", f"fragment fields {cnt_f[:8]!r},{num_f[:8]!r}", line)
+                dead_at(dead, counts, lineno, "unparseable", f"fragment fields {cnt_f[:8]!r},{num_f[:8]!r}", line)
                 continue
             cnt = cnt_f[0] - 48
             num = num_f[0] - 48
             if not 1 <= num <= cnt:
-                self._dead(dead, counts, lineno, "unparseable", f"fragment {num} of {cnt}", line)
+                dead_at(dead, counts, lineno, "unparseable", f"fragment {num} of {cnt}", line)
                 continue
             key = (f0, fields[3], fields[4], cnt)
+            group = pending.get(key)
+            if group is not None and self._too_old(group, seen - 1, last_before):
+                # Expire exactly as the end-of-feed check would have, so that batch boundaries change nothing.
+                del pending[key]
+                self._expire_group(group, "reassembly window exceeded", counts, dead)
+                group = None
             if num == 1:
-                old = self._pending.pop(key, None)
-                if old is not None:
-                    self._expire_group(old, "superseded by a new group with the same sequence id", counts, dead)
-                self._pending[key] = _Group(self._lines_seen, ts, timed, receiver, [(lineno, line, payload)])
+                if group is not None:
+                    del pending[key]
+                    self._expire_group(group, "superseded by a new group with the same sequence id", counts, dead)
+                pending[key] = _Group(seen, ts, timed, receiver, [(lineno, line, payload)])
                 continue
-            group = self._pending.get(key)
             if group is None or len(group.frags) != num - 1:
-                self._dead(dead, counts, lineno, "incomplete_multipart", f"orphan fragment {num} of {cnt}", line)
+                dead_at(dead, counts, lineno, "incomplete_multipart", f"orphan fragment {num} of {cnt}", line)
                 continue
             group.frags.append((lineno, line, payload))
             if num == cnt:
-                del self._pending[key]
+                del pending[key]
                 counts.multipart_messages += 1
                 g_ts = group.ts_s if group.timed else ts
                 emit(
@@ -284,49 +395,48 @@ class NmeaDecoder:
                     g_ts,
                     group.timed or timed,
                     group.receiver or receiver,
-                    counts,
                     msgs,
                 )
-
-    def _note_time(self, ts: float) -> None:
-        self._last_time = ts
-        if self._max_time is None or ts > self._max_time:
-            self._max_time = ts
+        self._lines_seen = seen0 + n
+        self._last_time = last_time
 
     def _non_sentence(
         self, line: bytes, lineno: int, star_a: int, ok_a: bool, counts: Counts, dead: list[DeadLetter]
-    ) -> None:
-        """A line without ``!``: blank, comment, other NMEA, $PGHP time, bare tag block or garbage."""
+    ) -> float | None:
+        """A line without ``!``: blank, comment, other NMEA, $PGHP time, bare tag block or garbage.
+
+        Returns the receiver time the line sets for the lines after it ($PGHP, bare tag block), if any.
+        """
         text = line.strip()
         if not text or text[:1] == b"#":
             counts.input_lines += 1
             counts.skipped += 1
-            return
+            return None
         first = text[:1]
+        ts: float | None = None
         if first == b"$":
             if text.startswith(b"$PGHP,1,"):
                 if star_a < 0 or not ok_a:
                     self._dead(dead, counts, lineno, "checksum", "$PGHP time line with a bad checksum", line)
-                    return
+                    return None
                 try:
-                    self._note_time(parse_pghp(line[line.index(b"$") + 1 : star_a].split(b",")))
+                    ts = parse_pghp(line[line.index(b"$") + 1 : star_a].split(b","))
                 except DecodeError as exc:
                     self._dead(dead, counts, lineno, exc.reason, exc.detail, line)
-                    return
+                    return None
             counts.input_lines += 1
             counts.skipped += 1
-            return
+            return ts
         if first == b"\\" and text.endswith(b"\\") and len(text) > 1:
             ts, _, err = self._prefix(text, star_a - (len(line) - len(line.lstrip())), ok_a, len(text))
             if err is not None:
                 self._dead(dead, counts, lineno, err.reason, err.detail, line)
-                return
-            if ts is not None:
-                self._note_time(ts)
+                return None
             counts.input_lines += 1
             counts.skipped += 1
-            return
+            return ts
         self._dead(dead, counts, lineno, "unparseable", "not an NMEA sentence", line)
+        return None
 
     def _prefix(
         self, prefix: bytes, star_a: int, ok_a: bool, bang: int
@@ -382,50 +492,78 @@ class NmeaDecoder:
         ts: float | None,
         timed: bool,
         receiver: str,
-        counts: Counts,
         msgs: _Messages,
     ) -> None:
-        """Dedupe one assembled message and queue it for payload decoding."""
-        if self._window_s > 0:
-            seq = self._msg_seq
-            self._msg_seq = seq + 1
-            prev = self._seen.get(payload)
+        """Queue one assembled message (dedupe and decoding come after the scan)."""
+        msgs.items.append((payload, fill, line, ts if timed and ts is not None else math.nan, receiver, raws))
+
+    def _dedupe(self, msgs: _Messages, counts: Counts) -> None:
+        """Drop repeated payloads from ``msgs.items`` (in completion order); count them as ``duplicates``.
+
+        An identical payload is a duplicate when its last counted copy is within ``dedupe_window_s`` of
+        record time and at most :data:`_DEDUPE_MAX_MESSAGES` messages back, or, when either copy has no
+        time, at most ``dedupe_untimed_payloads`` messages back. Every message gets a sequence number,
+        duplicates too. The decision for a payload depends only on its own copies, so payloads new to
+        the memory and unique in the batch are accepted in bulk; only repeats are checked one by one.
+        Entries too old to ever match again are dropped, so the memory stays bounded and pruning never
+        changes a decision.
+        """
+        items = msgs.items
+        m = len(items)
+        if self._window_s <= 0 or m == 0:
+            return
+        seq0 = self._msg_seq
+        self._msg_seq = seq0 + m
+        seen = self._seen
+        order = self._seen_order
+        payloads = [it[0] for it in items]
+        in_batch = Counter(payloads)
+        special = {p for p, c in in_batch.items() if c > 1} | (seen.keys() & in_batch.keys())
+        seqs = range(seq0, seq0 + m)
+        if not special:
+            marks = [None if it[3] != it[3] else it[3] for it in items]
+            seen.update(zip(payloads, zip(marks, seqs, strict=True), strict=True))
+            order.extend(zip(payloads, seqs, strict=True))
+            self._prune_seen(seq0 + m)
+            return
+        # Payloads nobody has seen and that occur once here: accepted in bulk (dict updates of distinct keys
+        # commute). Repeated ones: one by one, in order.
+        window_s, window_n, cap = self._window_s, self._window_n, _DEDUPE_MAX_MESSAGES
+        rest = [k for k, p in enumerate(payloads) if p not in special]
+        seen.update((payloads[k], (None if items[k][3] != items[k][3] else items[k][3], seq0 + k)) for k in rest)
+        order.extend((payloads[k], seq0 + k) for k in rest)
+        dropped: set[int] = set()
+        for k, payload in enumerate(payloads):
+            if payload not in special:
+                continue
+            it = items[k]
+            mark = None if it[3] != it[3] else it[3]
+            seq = seq0 + k
+            prev = seen.get(payload)
             if prev is not None:
                 pts, pseq = prev
-                if (ts is not None and pts is not None and abs(ts - pts) <= self._window_s) or (
-                    (ts is None or pts is None) and seq - pseq <= self._window_n
+                if (mark is not None and pts is not None and abs(mark - pts) <= window_s and seq - pseq <= cap) or (
+                    (mark is None or pts is None) and seq - pseq <= window_n
                 ):
-                    counts.input_lines += len(raws)
-                    counts.duplicates += len(raws)
-                    return
-            self._seen[payload] = (ts if timed else None, seq)
-            order = self._seen_order
-            order.append((payload, seq, ts if timed else None))
-            if len(order) > self._window_n:
-                self._prune_seen(seq, ts if timed else None)
-        if len(payload) == 28 and fill == 0 and payload[0] in FAST_FIRST_CHARS:
-            msgs.fast.append(len(msgs.payload))
-        msgs.payload.append(payload)
-        msgs.fill.append(fill)
-        msgs.line.append(line)
-        msgs.ts.append(ts if ts is not None else math.nan)
-        msgs.receiver.append(receiver)
-        msgs.raws.append(raws)
+                    counts.add_record("duplicates", 1 if it[5] is None else len(it[5]))
+                    dropped.add(k)
+                    continue
+            seen[payload] = (mark, seq)
+            order.append((payload, seq))
+        if dropped:
+            msgs.items = [it for k, it in enumerate(items) if k not in dropped]
+        self._prune_seen(seq0 + m)
 
-    def _prune_seen(self, seq: int, ts: float | None) -> None:
-        order = self._seen
-        q = self._seen_order
-        hard_cap = 200_000
-        while q:
-            payload, pseq, pts = q[0]
-            old_by_count = seq - pseq > self._window_n
-            old_by_time = ts is None or pts is None or pts < ts - self._window_s
-            if not ((old_by_count and old_by_time) or len(q) > hard_cap):
-                break
-            q.popleft()
-            entry = order.get(payload)
+    def _prune_seen(self, seq: int) -> None:
+        """Forget payloads whose last counted copy can no longer match (more messages back than any window)."""
+        limit = seq - max(self._window_n, _DEDUPE_MAX_MESSAGES)
+        order = self._seen_order
+        seen = self._seen
+        while order and order[0][1] < limit:
+            payload, pseq = order.popleft()
+            entry = seen.get(payload)
             if entry is not None and entry[1] == pseq:
-                del order[payload]
+                del seen[payload]
 
     # ------------------------------------------------------------------ expiry
 
@@ -434,16 +572,22 @@ class NmeaDecoder:
         for line, raw, _ in group.frags:
             self._dead(dead, counts, line, "incomplete_multipart", f"{why} ({n} fragment(s) received)", raw)
 
+    def _too_old(self, g: _Group, lines_seen: int, latest: float | None) -> bool:
+        """Whether group ``g`` is past the reassembly window after ``lines_seen`` lines, at receiver time ``latest``.
+
+        Age is measured against the latest time seen, not the largest: one receiver with a clock in the
+        future, or files concatenated out of time order, must not expire every group after it.
+        """
+        if g.start_index < lines_seen - self._timeout_lines:
+            return True
+        return g.timed and g.ts_s is not None and latest is not None and latest - g.ts_s > self._timeout_s
+
     def _expire(self, counts: Counts, dead: list[DeadLetter], *, final: bool) -> None:
         if not self._pending:
             return
-        limit = self._lines_seen - self._timeout_lines
         for key in list(self._pending):
             g = self._pending[key]
-            too_old = final or g.start_index < limit
-            if not too_old and g.timed and g.ts_s is not None and self._max_time is not None:
-                too_old = self._max_time - g.ts_s > self._timeout_s
-            if too_old:
+            if final or self._too_old(g, self._lines_seen, self._last_time):
                 del self._pending[key]
                 why = "input ended" if final else "reassembly window exceeded"
                 self._expire_group(g, why, counts, dead)
@@ -474,15 +618,34 @@ class NmeaDecoder:
             cog[fi] = cols["cog"]
             hdg[fi] = cols["heading"]
             is_pos[fi] = True
-        fast_set = set(msgs.fast)
-        for k in range(m):
-            if k in fast_set:
+        for k in msgs.slow:
+            group = msgs.groups[k]
+            nl = 1 if group is None else len(group)
+            payload = msgs.payload[k]
+            first = payload[0] - 48
+            kind = first - 8 if first > 40 else first
+            if kind not in POSITION_TYPES and kind not in STATIC_TYPES and kind in MSG_CLASS:
+                # A type the rules do not use: counted by its number, not decoded (pyais raises only
+                # for unknown type numbers, which stay dead letters below).
+                ais_type[k] = kind
+                counts.add_record("other", nl)
                 continue
-            nl = len(msgs.raws[k])
+            if kind in STATIC_TYPES:
+                try:
+                    ts = msgs.ts[k]
+                    statics.append(_lean_static(payload, msgs.fill[k], kind, None if math.isnan(ts) else ts))
+                except DecodeError as exc:
+                    for line, raw in msgs.raws(k):
+                        self._dead(dead, counts, line, exc.reason, exc.detail, raw)
+                    ais_type[k] = -1
+                    continue
+                ais_type[k] = kind
+                counts.add_record("static", nl)
+                continue
             try:
-                msg = _pyais_decode(msgs.payload[k], msgs.fill[k])
+                msg = _pyais_decode(payload, msgs.fill[k])
             except DecodeError as exc:
-                for line, raw in msgs.raws[k]:
+                for line, raw in msgs.raws(k):
                     self._dead(dead, counts, line, exc.reason, exc.detail, raw)
                 ais_type[k] = -1
                 continue
@@ -492,7 +655,7 @@ class NmeaDecoder:
             if t in POSITION_TYPES:
                 x, y = msg.lon, msg.lat
                 if x is None or y is None:
-                    for line, raw in msgs.raws[k]:
+                    for line, raw in msgs.raws(k):
                         self._dead(dead, counts, line, "unparseable", f"type {t} payload too short for a position", raw)
                     ais_type[k] = -1
                     continue
@@ -501,14 +664,8 @@ class NmeaDecoder:
                 cog[k] = _num(msg.course)
                 hdg[k] = _num(getattr(msg, "heading", None))
                 is_pos[k] = True
-            elif t in STATIC_TYPES:
-                ts = msgs.ts[k]
-                statics.append(_static_report(msg, t, None if math.isnan(ts) else ts))
-                counts.input_lines += nl
-                counts.static += nl
             else:
-                counts.input_lines += nl
-                counts.other += nl
+                counts.add_record("other", nl)
         return self._positions(msgs, ais_type, mmsi, lon, lat, sog, cog, hdg, is_pos, statics, counts, dead)
 
     def _positions(
@@ -526,7 +683,7 @@ class NmeaDecoder:
         counts: Counts,
         dead: list[DeadLetter],
     ) -> DecodeResult:
-        nlines = np.fromiter((len(r) for r in msgs.raws), dtype=np.int64, count=len(msgs.raws))
+        nlines = msgs.nlines()
         # "not available" values never become numbers
         t27 = ais_type == 27
         sog[(~t27) & (sog >= 102.3)] = np.nan
@@ -535,14 +692,12 @@ class NmeaDecoder:
         cog[t27 & (cog >= 360)] = np.nan
         hdg[t27 | (hdg >= 360)] = np.nan
         no_pos = is_pos & ((lon == 181.0) | (lat == 91.0))
-        n_np = int(nlines[no_pos].sum())
-        counts.input_lines += n_np
-        counts.other += n_np
+        _count_records(counts, "other", nlines[no_pos])
         counts.no_position += int(no_pos.sum())
         is_pos &= ~no_pos
         bad = is_pos & ~((np.abs(lon) <= 180.0) & (np.abs(lat) <= 90.0))
         for k in np.flatnonzero(bad).tolist():
-            for line, raw in msgs.raws[k]:
+            for line, raw in msgs.raws(k):
                 self._dead(dead, counts, line, "out_of_range", f"lon {lon[k]} lat {lat[k]} outside WGS84", raw)
         is_pos &= ~bad
         ts = np.asarray(msgs.ts, dtype=np.float64)
@@ -555,13 +710,11 @@ class NmeaDecoder:
                 self._untimed_k = k0 + int(idx.size)
             else:
                 for k in idx.tolist():
-                    for line, raw in msgs.raws[k]:
+                    for line, raw in msgs.raws(k):
                         self._dead(dead, counts, line, "no_time", "no receiver time and no --untimed-start", raw)
                 is_pos &= ~untimed
         sel = np.flatnonzero(is_pos)
-        n_lines = int(nlines[sel].sum())
-        counts.input_lines += n_lines
-        counts.positions += n_lines
+        _count_records(counts, "positions", nlines[sel])
         if sel.size == 0:
             return DecodeResult(positions=PositionBatch.empty(), statics=statics, dead=dead, counts=counts)
         receivers = msgs.receiver
@@ -578,6 +731,24 @@ class NmeaDecoder:
             line=np.asarray(msgs.line, dtype=np.int64)[sel],
         )
         return DecodeResult(positions=batch, statics=statics, dead=dead, counts=counts)
+
+
+def _station(cache: dict[bytes, str], key: bytes) -> str:
+    """Tag-block station text, cached (a feed has a few hundred stations)."""
+    text = key.decode("ascii", errors="backslashreplace")
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = text
+    return text
+
+
+def _count_records(counts: Counts, bucket: str, nlines: npt.NDArray[np.int64]) -> None:
+    """Count records taking ``nlines[k]`` lines each: one line per record in ``bucket``, the rest ``fragments``."""
+    records = int(nlines.size)
+    lines = int(nlines.sum())
+    counts.input_lines += lines
+    setattr(counts, bucket, getattr(counts, bucket) + records)
+    counts.fragments += lines - records
 
 
 def _repeat(value: str, n: int) -> npt.NDArray[np.object_]:
@@ -606,44 +777,117 @@ def _pyais_decode(payload: bytes, fill: int) -> Any:
         raise DecodeError("unparseable", f"AIS type {ais_id} payload invalid ({type(exc).__name__}: {exc})") from None
 
 
+class _Bits:
+    """Fields of one AIS payload read from pyais' ``bit_vector`` integer, with pyais' semantics.
+
+    A field wholly inside the payload is a shift and a mask (strings two 6-bit characters per
+    table lookup); a field running past the end falls back to pyais' own ``get``/``get_str``,
+    which return the bits that are there.
+    """
+
+    __slots__ = ("_bv", "_len", "_value")
+
+    def __len__(self) -> int:
+        return len(self._bv)
+
+    def __init__(self, payload: bytes, fill: int) -> None:
+        try:
+            self._bv = bit_vector(payload, fill)
+        except Exception as exc:  # pyais raises several unrelated types on garbage
+            raise DecodeError("unparseable", f"payload cannot be unpacked ({type(exc).__name__}: {exc})") from None
+        value = getattr(self._bv, "_value", None)  # CPython's int_bit_vector; other builds: pyais' getters only
+        self._value: int = value if isinstance(value, int) else 0
+        self._len = len(self._bv) if isinstance(value, int) else -1
+
+    def raw(self, start: int, width: int) -> int:
+        """pyais ``get``: the bits that are there (0 past the end)."""
+        if start + width > self._len:
+            return int(self._bv.get(start, width))
+        return (self._value >> (self._len - start - width)) & ((1 << width) - 1)
+
+    def num(self, start: int, width: int) -> int | None:
+        """A message field as pyais decodes it: None when it starts past the end of the payload."""
+        if start >= len(self._bv):
+            return None
+        return self.raw(start, width)
+
+    def text(self, start: int, width: int) -> str | None:
+        if start >= len(self._bv):
+            return None
+        if start + width > self._len:
+            return str(self._bv.get_str(start, width))
+        field_ = (self._value >> (self._len - start - width)) & ((1 << width) - 1)
+        parts: list[str] = []
+        n = width // 6
+        if n % 2:
+            parts.append(_SIXBIT[field_ & 63])
+            field_ >>= 6
+        for _ in range(n // 2):
+            parts.append(_SIXBIT_PAIRS[field_ & 4095])
+            field_ >>= 12
+        return "".join(reversed(parts)).rstrip("@").strip()
+
+
+_SIXBIT: tuple[str, ...] = tuple(chr(c + 64 if c < 32 else c) for c in range(64))  # pyais' 6-bit ASCII table
+_SIXBIT_PAIRS: tuple[str, ...] = tuple(_SIXBIT[i >> 6] + _SIXBIT[i & 63] for i in range(4096))
+
+
+def _lean_static(payload: bytes, fill: int, ais_type: int, ts_s: float | None) -> StaticReport:
+    """StaticReport of a type 5 or 24 payload, reading only the fields it needs.
+
+    Field offsets and string handling are pyais' (``MessageType5``, ``MessageType24PartA/B``), also for
+    truncated payloads (a field that starts past the end is absent); the tests compare the result with
+    pyais' full decode of every real message. A full pyais decode builds ~25 fields this report does
+    not use, and costs several times more.
+    """
+    bits = _Bits(payload, fill)
+    num, text = bits.num, bits.text
+    if len(bits) < 38:
+        raise DecodeError("unparseable", f"AIS type {ais_type} payload of {len(bits)} bits is too short for an MMSI")
+    mmsi = str(bits.raw(8, 30))
+    if ais_type == 5:
+        month, day, hour, minute = num(274, 4), num(278, 5), num(283, 5), num(288, 6)
+        ship_type = num(232, 8)
+        imo = num(40, 30)
+        return StaticReport(
+            subject_id=mmsi,
+            ts_s=ts_s,
+            name=_text(text(112, 120)),
+            ship_type=None if ship_type is None else int(ShipType.from_value(ship_type) or 0),  # reserved codes -> 0
+            length_m=_sum_positive(num(240, 9), num(249, 9)),
+            beam_m=_sum_positive(num(258, 6), num(264, 6)),
+            destination=_text(text(302, 120)),
+            eta=(
+                f"{month:02d}-{day:02d}T{hour:02d}:{minute:02d}"
+                if month and day is not None and hour is not None and minute is not None
+                else None
+            ),
+            imo=imo or None,
+            callsign=_text(text(70, 42)),
+        )
+    partno = bits.raw(38, 2)
+    if partno == 0:
+        return StaticReport(subject_id=mmsi, ts_s=ts_s, name=_text(text(40, 120)))
+    if partno != 1:
+        raise DecodeError("unparseable", f"AIS type 24 payload invalid (part number {partno}, expected 0 or 1)")
+    length = beam = None
+    if not is_auxiliary_craft(int(mmsi)):  # auxiliary craft carry the mothership's MMSI instead of dimensions
+        length = _sum_positive(num(132, 9), num(141, 9))
+        beam = _sum_positive(num(150, 6), num(156, 6))
+    return StaticReport(
+        subject_id=mmsi, ts_s=ts_s, ship_type=num(40, 8), length_m=length, beam_m=beam, callsign=_text(text(90, 42))
+    )
+
+
+def _sum_positive(a: int | None, b: int | None) -> float | None:
+    """Length (bow + stern) or beam (port + starboard) in metres; None when a part is missing or both are 0."""
+    if a is None or b is None or a + b <= 0:
+        return None
+    return float(a + b)
+
+
 def _text(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     value = value.replace("@", " ").strip()
     return value or None
-
-
-def _dims(msg: Any) -> tuple[float | None, float | None]:
-    bow, stern = getattr(msg, "to_bow", None), getattr(msg, "to_stern", None)
-    port, star = getattr(msg, "to_port", None), getattr(msg, "to_starboard", None)
-    length = float(bow + stern) if isinstance(bow, int) and isinstance(stern, int) and bow + stern > 0 else None
-    beam = float(port + star) if isinstance(port, int) and isinstance(star, int) and port + star > 0 else None
-    return length, beam
-
-
-def _static_report(msg: Any, ais_type: int, ts_s: float | None) -> StaticReport:
-    """StaticReport from a pyais type 5 or 24 message (missing pieces are ``None``)."""
-    length, beam = _dims(msg)
-    ship_type = getattr(msg, "ship_type", None)
-    eta: str | None = None
-    imo: int | None = None
-    destination: str | None = None
-    if ais_type == 5:
-        month, day = getattr(msg, "month", 0) or 0, getattr(msg, "day", 0) or 0
-        hour, minute = getattr(msg, "hour", 24), getattr(msg, "minute", 60)
-        if month:
-            eta = f"{month:02d}-{day:02d}T{hour:02d}:{minute:02d}"
-        imo = int(msg.imo) if getattr(msg, "imo", None) else None
-        destination = _text(getattr(msg, "destination", None))
-    return StaticReport(
-        subject_id=str(msg.mmsi),
-        ts_s=ts_s,
-        name=_text(getattr(msg, "shipname", None)),
-        ship_type=int(ship_type) if ship_type is not None and (ais_type == 5 or msg.partno == 1) else None,
-        length_m=length,
-        beam_m=beam,
-        destination=destination,
-        eta=eta,
-        imo=imo,
-        callsign=_text(getattr(msg, "callsign", None)),
-    )

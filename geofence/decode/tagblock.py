@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 import math
 from dataclasses import dataclass
-from functools import reduce
+from functools import lru_cache, reduce
 from operator import xor
 
 from geofence.errors import DecodeError
@@ -87,6 +87,12 @@ def parse_tag_block(body: bytes) -> TagBlock:
     return TagBlock(time_s=time_s, station=station, group=group)
 
 
+@lru_cache(maxsize=4096)
+def _day_start_s(y: int, mo: int, d: int) -> int:
+    """UTC epoch seconds of midnight of a date (cached: a feed's $PGHP lines share a handful of days)."""
+    return calendar.timegm((y, mo, d, 0, 0, 0, 0, 0, 0))
+
+
 def parse_pghp(fields: list[bytes]) -> float:
     """UTC epoch seconds of a Gatehouse ``$PGHP,1,yyyy,mm,dd,hh,mm,ss,ms,...`` line (fields split on ``,``).
 
@@ -97,9 +103,9 @@ def parse_pghp(fields: list[bytes]) -> float:
     """
     try:
         y, mo, d, h, mi, s, ms = (int(f) for f in fields[2:9])
-        ts = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) + ms / 1000.0
         if not (1 <= mo <= 12 and 1 <= d <= 31 and 0 <= h < 24 and 0 <= mi < 60 and 0 <= s <= 60 and 0 <= ms < 1000):
             raise ValueError("field out of range")
+        ts = _day_start_s(y, mo, d) + h * 3600 + mi * 60 + s + ms / 1000.0
     except (ValueError, OverflowError) as exc:
         raise DecodeError("bad_time", f"$PGHP date {b','.join(fields[2:9])!r} is invalid ({exc})") from None
     if not 0.0 <= ts < MAX_EPOCH_S:

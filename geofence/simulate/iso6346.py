@@ -1,64 +1,9 @@
-"""ISO 6346 freight-container identification: check-digit computation and validation.
+"""Compatibility alias: the ISO 6346 code lives in :mod:`geofence.decode.iso6346`.
 
-A container id is a 3-letter owner code, a category identifier (``U`` freight
-container, ``J`` detachable equipment, ``Z`` trailer/chassis), a 6-digit serial
-number and a check digit. The check digit is the sum of each character's value
-times 2**position, modulo 11, with 10 mapped to 0. Letter values skip multiples
-of 11 (A=10, B=12, ... K=21, L=23, ... V=34, W=35, ...). Ingest validates e-seal
-ids with :func:`is_valid_iso6346`, so the simulator and the decoder share one rule.
+Ingest validates container ids and the simulator generates them with the same
+functions; the implementation moved to the decoder package, which owns the rule.
 """
 
-from __future__ import annotations
+from geofence.decode.iso6346 import is_valid_iso6346, iso6346_check_digit, iso6346_remainder
 
-import re
-
-__all__ = ["is_valid_iso6346", "iso6346_check_digit"]
-
-_CODE10_RE = re.compile(r"^[A-Z]{3}[UJZ][0-9]{6}$")
-_FULL_RE = re.compile(r"^[A-Z]{3}[UJZ][0-9]{7}$")
-
-
-def _letter_values() -> dict[str, int]:
-    values: dict[str, int] = {str(d): d for d in range(10)}
-    v = 10
-    for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
-        if v % 11 == 0:
-            v += 1
-        values[ch] = v
-        v += 1
-    return values
-
-
-_VALUES = _letter_values()
-
-
-def iso6346_check_digit(code10: str) -> int:
-    """Return the check digit (0-9) of the first 10 characters of an ISO 6346 id, e.g. ``"CSQU305438"`` -> 3.
-
-    Raises ``ValueError`` naming the value when it is not owner code + U/J/Z + 6 digits.
-    """
-    return iso6346_remainder(code10) % 10
-
-
-def iso6346_remainder(code10: str) -> int:
-    """Return the weighted sum modulo 11 (0-10) of a 10-character prefix, before 10 is mapped to 0.
-
-    Owners avoid serial numbers whose remainder is 10 (their check digit 0 collides with
-    remainder 0), so a generator should skip them.
-    """
-    code = code10.strip().upper()
-    if not _CODE10_RE.match(code):
-        raise ValueError(
-            f"{code10!r} is not an ISO 6346 prefix; expected 3 letters, U/J/Z and 6 digits such as 'CSQU305438'"
-        )
-    return sum(_VALUES[ch] << i for i, ch in enumerate(code)) % 11
-
-
-def is_valid_iso6346(code: str) -> bool:
-    """Return True when ``code`` is an 11-character ISO 6346 id whose check digit is correct."""
-    if not isinstance(code, str):
-        return False
-    upper = code.strip().upper()
-    if not _FULL_RE.match(upper):
-        return False
-    return iso6346_check_digit(upper[:10]) == int(upper[10])
+__all__ = ["is_valid_iso6346", "iso6346_check_digit", "iso6346_remainder"]

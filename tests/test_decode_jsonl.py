@@ -1,0 +1,221 @@
+"""Unit and property tests of the JSONL decoder (geofence.decode.jsonl)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geofence.decode import DecodeResult, JsonlDecoder, is_valid_iso6346
+from geofence.positions import EventKind, SubjectKind
+
+T0 = 1_717_200_000  # 2024-06-01T00:00:00Z
+ISO0 = "2024-06-01T00:00:00Z"
+
+
+def rec(**kw: Any) -> bytes:
+    base: dict[str, Any] = {"id": "413000001", "ts": ISO0, "lon": 106.55, "lat": 29.57}
+    base.update(kw)
+    return orjson.dumps({k: v for k, v in base.items() if v is not ...})
+
+
+def run(lines: Sequence[str | bytes], chunk: int | None = None, **kwargs: object) -> DecodeResult:
+    raw = [x.encode() if isinstance(x, str) else x for x in lines]
+    dec = JsonlDecoder("test.jsonl", **kwargs)  # type: ignore[arg-type]
+    step = chunk or max(1, len(raw))
+    results = [dec.feed(raw[i : i + step], i + 1) for i in range(0, len(raw), step)]
+    results.append(dec.close())
+    out = DecodeResult.concat(results)
+    assert out.counts.balanced(), out.counts.to_dict()
+    assert out.counts.input_lines == len(raw)
+    return out
+
+
+def test_schema_fields_and_defaults() -> None:
+    b = run([rec(sog=8.5, cog=90.0, heading=88, receiver="r1")]).positions
+    assert b.subject_id.tolist() == ["413000001"] and b.ts_s.tolist() == [T0]
+    assert (b.lon_deg[0], b.lat_deg[0], b.sog_kn[0], b.cog_deg[0], b.heading_deg[0]) == (106.55, 29.57, 8.5, 90, 88)
+    assert b.kind[0] == SubjectKind.VESSEL and b.receiver[0] == "r1" and b.line[0] == 1
+
+
+def test_integer_mmsi_is_read_as_a_string() -> None:
+    b = run([rec(id=413000001), rec(id=413000002.0)]).positions
+    assert b.subject_id.tolist() == ["413000001", "413000002"]
+    assert all(type(s) is str for s in b.subject_id)
+
+
+@pytest.mark.parametrize(
+    ("ts", "want"),
+    [
+        (ISO0, T0),
+        ("2024-06-01T08:00:00+08:00", T0),
+        ("2024-06-01T00:00:00.250Z", T0 + 0.25),
+        ("2024-06-01 00:00:00Z", T0),
+        (T0, T0),
+        (T0 + 0.5, T0 + 0.5),
+        (T0 * 1000, T0),  # epoch milliseconds
+        ("1717200000", T0),
+    ],
+)
+def test_time_forms(ts: object, want: float) -> None:
+    assert run([rec(ts=ts)]).positions.ts_s.tolist() == [want]
+
+
+def test_naive_time_is_read_in_tz() -> None:
+    assert run([rec(ts="2024-06-01T08:00:00")], tz="Asia/Shanghai").positions.ts_s.tolist() == [T0]
+
+
+def test_not_available_values_become_nan() -> None:
+    b = run([rec(sog=102.3, cog=360.0, heading=511)]).positions
+    assert all(math.isnan(v) for v in (b.sog_kn[0], b.cog_deg[0], b.heading_deg[0]))
+
+
+def test_nan_literals_are_missing_not_dead() -> None:
+    lines = [b'{"id": "1", "ts": "2024-06-01T00:00:00Z", "lon": 1.5, "lat": 2.5, "sog": NaN, "cog": Infinity}',
+             b'{"id": "2", "ts": "2024-06-01T00:00:00Z", "lon": NaN, "lat": NaN}']
+    result = run(lines)
+    assert result.counts.positions == 1 and math.isnan(result.positions.sog_kn[0])
+    assert math.isnan(result.positions.cog_deg[0])
+    assert [(d.line, d.reason) for d in result.dead] == [(2, "missing_field")]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (rec(lat=95.0), "out_of_range"),
+        (rec(lon=-180.5), "out_of_range"),
+        (b'{"id": "1", "ts": 1717200000, "lon": 1e999, "lat": 1}', "unparseable"),  # overflows a double
+        (rec(ts="yesterday"), "bad_time"),
+        (rec(ts="2024-02-30T00:00:00Z"), "bad_time"),
+        (rec(ts=None), "missing_field"),
+        (rec(ts=...), "missing_field"),
+        (rec(id=...), "missing_field"),
+        (rec(id=""), "missing_field"),
+        (rec(lat=...), "missing_field"),
+        (rec(id=[1, 2]), "bad_value"),
+        (rec(lon="east"), "bad_value"),
+        (rec(lon=True), "bad_value"),
+        (rec(kind="boat"), "bad_value"),
+        (rec(id="CSQU3054384", kind="container"), "bad_container_id"),
+        (rec(id="NOTACONTAINER", kind="container"), "bad_container_id"),
+        (rec(id="CSQU3054383", kind="container", event="impound"), "bad_value"),
+        (b'{"id": "1", "ts": ', "unparseable"),
+        (b"[1, 2, 3]", "unparseable"),
+        (b"\xff\xfe{}", "unparseable"),
+    ],
+)
+def test_bad_records_are_dead_lettered_with_their_reason(line: bytes, reason: str) -> None:
+    result = run([rec(), line, rec(id="2")])
+    assert [(d.line, d.reason) for d in result.dead] == [(2, reason)]
+    assert result.positions.subject_id.tolist() == ["413000001", "2"]
+    assert result.positions.line.tolist() == [1, 3]
+
+
+def test_containers_carrier_and_release_event() -> None:
+    lines = [
+        rec(id="csqu 305438 3", kind="container", carrier=413000001),
+        rec(id="CSQU3054383", kind="container", carrier="413000001", event="release", zone_id="CQ-CUSTOMS-1"),
+        rec(id="CSQU3054383", kind="Container", event="RELEASE"),
+    ]
+    b = run(lines).positions
+    assert b.subject_id.tolist() == ["CSQU3054383"] * 3  # canonical ISO 6346 form
+    assert is_valid_iso6346(b.subject_id[0])
+    assert b.kind.tolist() == [SubjectKind.CONTAINER] * 3
+    assert b.carrier_id.tolist() == ["413000001", "413000001", ""]
+    assert b.event.tolist() == [EventKind.NONE, EventKind.RELEASE, EventKind.RELEASE]
+    assert b.event_zone.tolist() == ["", "CQ-CUSTOMS-1", ""]
+
+
+def test_static_lines_and_ais_types() -> None:
+    lines = [
+        orjson.dumps({"type": "static", "id": "413000001", "ts": ISO0, "name": "CHANGJIANG 1", "ship_type": 70,
+                      "length_m": 90.0, "beam_m": 14.0, "destination": "CHONGQING"}),
+        orjson.dumps({"type": "AIS.5", "id": 413000002, "ts": ISO0, "lon": None, "lat": None, "name": "X"}),
+        orjson.dumps({"type": "AIS.4", "id": 2573238, "ts": ISO0, "lon": 10.0, "lat": 59.0}),
+        orjson.dumps({"type": "AIS.18", "id": 413000003, "ts": ISO0, "lon": 10.0, "lat": 59.0}),
+        orjson.dumps({"id": "413000004", "ts": ISO0, "callsign": "BX4"}),  # no position, static data
+    ]
+    result = run(lines)
+    assert (result.counts.positions, result.counts.static, result.counts.other) == (1, 3, 1)
+    first = result.statics[0]
+    assert (first.subject_id, first.name, first.ship_type, first.length_m, first.destination) == (
+        "413000001", "CHANGJIANG 1", 70, 90.0, "CHONGQING")
+    assert first.ts_s == T0
+    assert [s.subject_id for s in result.statics] == ["413000001", "413000002", "413000004"]
+
+
+def test_columns_mapping_with_nested_keys() -> None:
+    line = orjson.dumps({"ssvid": "209515000", "timestamp": "2021-01-01T00:03:00+00:00",
+                         "pos": {"x": 4.1, "y": 51.9}, "speed": 12.0, "course": 45.0})
+    cols = {"id": "ssvid", "ts": "timestamp", "lon": "pos.x", "lat": "pos.y", "sog": "speed", "cog": "course"}
+    b = run([line], columns=cols).positions
+    assert (b.subject_id[0], b.lon_deg[0], b.lat_deg[0], b.sog_kn[0], b.cog_deg[0]) == ("209515000", 4.1, 51.9, 12,
+                                                                                        45)
+
+
+def test_blank_lines_are_skipped_and_a_bad_line_in_a_big_batch_is_isolated() -> None:
+    lines = [rec(id=str(k)) for k in range(500)]
+    lines[137] = b"{oops"
+    lines[400] = b""
+    lines[401] = b"   "
+    result = run(lines)
+    assert [(d.line, d.reason) for d in result.dead] == [(138, "unparseable")]
+    assert result.counts.skipped == 2 and result.counts.positions == 497
+    assert result.positions.line.tolist() == [k + 1 for k in range(500) if k not in (137, 400, 401)]
+
+
+def test_too_long_line() -> None:
+    result = run([rec(name="x" * 300)], max_line_bytes=100)
+    assert [d.reason for d in result.dead] == ["too_long"]
+
+
+def test_simulator_output_decodes_completely() -> None:
+    from geofence.simulate import SimConfig, container_lines, jsonl_lines, simulate
+    from zones import default_catalogue_path, load_zones
+
+    sim = simulate(load_zones([default_catalogue_path()]), SimConfig(vessels=6, hours=1, seed=3))
+    lines = jsonl_lines(sim)
+    result = run(lines, chunk=997)
+    assert result.counts.dead_letter == 0
+    assert result.counts.positions == len(sim.reports.ts) and result.counts.static == len(sim.statics)
+    containers = container_lines(sim)
+    if containers:
+        c = run(containers)
+        assert c.counts.dead_letter == 0 and set(c.positions.kind.tolist()) == {SubjectKind.CONTAINER}
+
+
+# ---------------------------------------------------------------------------------------------- properties
+
+_value = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**13), st.floats(allow_nan=False),
+                   st.text(max_size=12), st.sampled_from(["container", "vessel", "release", "static", "AIS.5", ISO0]))
+_record = st.dictionaries(st.sampled_from(["id", "ts", "lon", "lat", "sog", "kind", "event", "type", "name"]),
+                          _value, max_size=9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.binary(max_size=80), max_size=30))
+def test_every_byte_line_is_accounted_for(lines: list[bytes]) -> None:
+    result = run(lines)
+    assert len(result.dead) == result.counts.dead_letter
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(_record.map(orjson.dumps), st.just(b""), st.just(b"{bad")), min_size=1, max_size=40),
+       st.sampled_from([1, 7]))
+def test_batch_size_independence_and_string_ids(lines: list[bytes], chunk: int) -> None:
+    whole = run(lines)
+    part = run(lines, chunk=chunk)
+    assert part.counts.to_dict() == whole.counts.to_dict()
+    assert part.positions.subject_id.tolist() == whole.positions.subject_id.tolist()
+    for name in ("ts_s", "lon_deg", "lat_deg", "sog_kn", "line", "kind", "event"):
+        assert np.array_equal(getattr(part.positions, name), getattr(whole.positions, name), equal_nan=True), name
+    assert [(d.line, d.reason) for d in part.dead] == [(d.line, d.reason) for d in whole.dead]
+    assert part.statics == whole.statics
+    assert all(type(s) is str for s in whole.positions.subject_id)
+    assert all(type(s.subject_id) is str for s in whole.statics)
