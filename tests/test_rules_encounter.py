@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pyproj import Geod
 
 from geofence.errors import ConfigError
 from geofence.rules.encounter import (
@@ -19,6 +20,7 @@ from geofence.rules.encounter import (
 )
 
 LON0, LAT0 = 114.30, 30.60  # Wuhan reach
+GEOD = Geod(ellps="WGS84")
 M_PER_DEG_LAT = 111_320.0
 Row = tuple[str, float, float, float, float, bool]
 
@@ -151,9 +153,7 @@ def test_cell_keys_are_a_fixed_grid() -> None:
 )
 def test_expand_cells_never_misses_a_neighbour(lon: float, lat: float, dist: float, bearing: float) -> None:
     """Any point within the radius lies in one of the expanded cells (broad phase may over-report, never miss)."""
-    from pyproj import Geod
-
-    lon2, lat2, _ = Geod(ellps="WGS84").fwd(lon, lat, bearing, dist)
+    lon2, lat2, _ = GEOD.fwd(lon, lat, bearing, dist)
     idx, keys = expand_cells([lon], [lat], 150.0)
     assert set(idx.tolist()) == {0}
     assert int(cell_keys(lon2, lat2)) in set(keys.tolist())
@@ -231,9 +231,111 @@ def test_regression_slice_filter_kept_a_subject_that_became_known_in_the_same_sl
         ("413000004", 1500.0, LON0, LAT0, 0.2, False),
         ("413000003", 6300.0, LON0, LAT0, 1.5, False),
     ]
-    params = EncounterParams(min_duration_s=900.0)
+    # a 1500-s-old partner is judged only with a lag allowance that long (the default 360 s skips it)
+    params = EncounterParams(min_duration_s=900.0, max_lag_s=1800.0)
     whole = feed(EncounterDetector(params), rows)
     det = EncounterDetector(params)
     parts = feed(det, rows[:2]) + feed(det, rows[2:])
     assert whole == parts
     assert [(t.kind, t.ts_s) for t in whole] == [("start", 1500.0), ("end", 1800.0)]
+
+
+# -- time alignment: class-B partners and vessels passing each other ---------------------------------------------
+
+KN = 1852.0 / 3600.0
+
+
+def track(
+    sid: str,
+    *,
+    step_s: float,
+    phase_s: float = 0.0,
+    t_end: float = 3600.0,
+    x0_m: float = 0.0,
+    y_m: float = 0.0,
+    v_kn: float = 0.6,
+) -> list[Row]:
+    """Reports of a vessel sailing east at ``v_kn`` from ``x0_m`` east of (LON0, LAT0), ``y_m`` north of it."""
+    rows: list[Row] = []
+    for t in np.arange(phase_s, t_end + 1e-9, step_s):
+        x = x0_m + v_kn * KN * float(t)
+        rows.append((sid, float(t), LON0 + east(x), LAT0 + y_m / M_PER_DEG_LAT, abs(v_kn), False))
+    return rows
+
+
+def test_regression_class_b_partner_with_3_min_reports_is_paired() -> None:
+    """Simulator labels test (seed 7): a class-A vessel and a class-B vessel drifting 60 m abeam at 0.6 kn were missed.
+
+    The class-B vessel reports every 3 min when slow. At each class-A report (every 10 s) its latest position was up
+    to 3 min (55 m) stale; with the class-A vessel 40 m ahead along the track, the observed distance exceeded 100 m
+    on every class-A report made more than 130 s after a class-B report, each of which restarted the 20-min clock.
+    """
+    rows = track("413000001", step_s=10.0, x0_m=40.0) + track("414000002", step_s=180.0, phase_s=7.0, y_m=60.0)
+    rows.sort(key=lambda r: (r[1], r[0]))
+    out = feed(EncounterDetector(), rows)
+    assert [t.kind for t in out] == ["start"]
+    assert out[0].started_ts_s <= 190.0
+    assert out[0].ts_s - out[0].started_ts_s >= 1200.0
+    assert out[0].ts_s <= 1200.0 + 190.0 + 10.0
+    # the cause: on latest positions alone, a quarter of the class-A reports (B older than 130 s) see > 100 m
+    last_b: Row | None = None
+    far = 0
+    for r in rows:
+        if r[0] == "414000002":
+            last_b = r
+        elif last_b is not None:
+            far += GEOD.inv(r[2], r[3], last_b[2], last_b[3])[2] > 100.0
+    assert far > 50
+
+
+def test_two_class_b_vessels_out_of_phase_are_paired() -> None:
+    rows = track("413000001", step_s=180.0, phase_s=0.0, x0_m=30.0) + track("414000002", step_s=180.0, phase_s=90.0,
+                                                                             y_m=70.0)
+    rows.sort(key=lambda r: (r[1], r[0]))
+    assert [t.kind for t in feed(EncounterDetector(), rows)] == ["start"]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "why"),
+    [
+        ({"v_kn": 8.0}, {"v_kn": -8.0, "x0_m": 20_000.0}, "under way: faster than slow_kn"),
+        ({"v_kn": 0.8, "step_s": 10.0}, {"v_kn": -0.8, "x0_m": 1000.0, "step_s": 180.0}, "slow, opposite courses"),
+        ({"v_kn": 0.9, "step_s": 10.0, "x0_m": -300.0}, {"v_kn": 0.3, "step_s": 180.0}, "slow overtaking"),
+        ({"v_kn": 0.9, "step_s": 10.0}, {"v_kn": 0.9, "step_s": 180.0, "y_m": 150.0}, "parallel 150 m apart"),
+    ],
+)
+def test_vessels_passing_each_other_in_the_fairway_are_no_encounter(
+    a: dict[str, float], b: dict[str, float], why: str
+) -> None:
+    """The lag allowance must not pair vessels that are never together for 20 min (50 m abeam when passing)."""
+    b = {"y_m": 50.0, **b}
+    rows = track("413000001", **{"step_s": 10.0, **a}) + track("414000002", phase_s=3.0, **{"step_s": 10.0, **b})
+    rows.sort(key=lambda r: (r[1], r[0]))
+    assert feed(EncounterDetector(), rows) == [], why
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    va=st.floats(-0.9, 0.9),
+    vb=st.floats(-0.9, 0.9),
+    dx=st.floats(-400.0, 400.0),
+    dy=st.floats(0.0, 300.0),
+    phase=st.floats(0.0, 179.0),
+)
+def test_time_aligned_truth_decides(va: float, vb: float, dx: float, dy: float, phase: float) -> None:
+    """Class A (10 s) and class B (180 s), constant slow velocities for 1 h, judged against the true distance.
+
+    Always farther than 120 m: never an encounter. Always nearer than 70 m: an encounter within one class-B
+    interval of ``min_duration_s``. (Between, either answer is right within position lag.)
+    """
+    rows = track("413000001", step_s=10.0, v_kn=va) + track("414000002", step_s=180.0, phase_s=phase, v_kn=vb,
+                                                             x0_m=dx, y_m=dy)
+    rows.sort(key=lambda r: (r[1], r[0]))
+    out = feed(EncounterDetector(), rows)
+    t = np.arange(0.0, 3601.0, 1.0)
+    true_d = np.hypot(dx + (vb - va) * KN * t, dy)
+    if true_d.min() > 120.0:
+        assert out == []
+    elif true_d.max() < 70.0:
+        assert [x.kind for x in out] == ["start"]
+        assert out[0].ts_s <= 1200.0 + 2 * 180.0

@@ -2,9 +2,26 @@
 
 An alert matches a label when its type is among the label's ``types``, it has the
 same subject, and it opens (first line) between 10 min before the label's start and
-30 min after its end. Required: 100 % recall per type, and at most one false warning
-(severity warning/critical, matching no label) per 100 normal vessel-days. The
-confusion table is printed (``pytest -s``).
+30 min after its end. Required: 100 % recall per wired type, and at most one false
+warning per 100 normal vessel-days. A *false warning* is every alert of severity
+warning or critical that matches no label, whoever its subject is: a second,
+unlabelled condition on a labelled vessel counts too (it used to be reported
+apart; the 8 it held were real overspeeds the simulator's restricted-entry runs
+committed in the 6-kn ``tgd-approach-speed`` zone, fixed in the simulator).
+*Normal vessel-days*: vessels that report and carry no label, times the hours / 24
+(vessels silenced by the receiver outage are normal: they did nothing wrong).
+
+The simulation includes one receiver outage (a shore station silent for 60-90
+min, ``feed_outage`` label); :func:`test_receiver_outage_raises_feed_outage_and_no_gaps`
+checks that it is raised and that none of the vessels only that station heard
+gets an ``ais_gap``. Checked by hand once: with ``[defaults.feed_outage] enabled
+= false`` the same run opens an ``ais_gap`` for every one of those vessels (11 of
+11, station ``wh-02``), so the assertion can fail.
+
+Normal traffic passes and overtakes freely under way (the simulator only keeps
+normal vessels apart while one of them is slower than 2 kn), so the zero false
+``encounter`` count also covers vessels merely passing each other in the fairway.
+The confusion table is printed (``pytest -s``).
 """
 
 from __future__ import annotations
@@ -87,9 +104,9 @@ def confusion() -> dict[str, Any]:
     for lb in labels:
         by_subject[lb["subject_id"]].append(lb)
     matched_labels: set[int] = set()
-    anomalous = {lb["subject_id"] for lb in labels}
+    labelled = {lb["subject_id"] for lb in labels}
     false_warn: Counter[str] = Counter()
-    false_on_anomalous: Counter[str] = Counter()
+    false_on_labelled: Counter[str] = Counter()
     detected: Counter[str] = Counter()
     examples: dict[str, list[str]] = defaultdict(list)
     for a in first.values():
@@ -100,10 +117,8 @@ def confusion() -> dict[str, Any]:
                 matched_labels.add(id(lb))
                 hit = True
         if not hit and a.severity.value in ("warning", "critical"):
-            if a.subject_id in anomalous:  # a second, real condition of a labelled vessel (reported, see below)
-                false_on_anomalous[a.type.value] += 1
-                continue
             false_warn[a.type.value] += 1
+            false_on_labelled[a.type.value] += a.subject_id in labelled
             if len(examples[a.type.value]) < 3:
                 examples[a.type.value].append(f"{a.subject_id}@{a.to_dict()['ts']} {a.zone_id}")
     label_count: Counter[str] = Counter()
@@ -112,16 +127,28 @@ def confusion() -> dict[str, Any]:
             label_count[t] += 1
             if id(lb) in matched_labels:
                 detected[t] += 1
-    normal_vessel_days = (VESSELS - len(anomalous)) * HOURS / 24
-    print(f"\n{'type':24s} {'labels':>6s} {'detected':>8s} {'false warn':>10s} {'unlabelled on anomalous':>24s}")
-    for t in sorted(set(label_count) | set(false_warn) | set(false_on_anomalous)):
+    reporting = {str(m) for m in np.unique(sim.reports.mmsi).tolist()}
+    normal = reporting - labelled
+    normal_vessel_days = len(normal) * HOURS / 24
+    print(f"\n{VESSELS} vessels simulated, {len(reporting)} report, {len(normal)} normal (no label)")
+    print(f"{'type':24s} {'labels':>6s} {'detected':>8s} {'false warn':>10s} {'of which on labelled':>21s}")
+    for t in sorted(set(label_count) | set(false_warn)):
+        note = "  (not wired)" if t in NOT_WIRED else ""
         print(
-            f"{t:24s} {label_count[t]:6d} {detected[t]:8d} {false_warn[t]:10d} {false_on_anomalous[t]:24d}"
-            f"  {examples.get(t, [])}"
+            f"{t:24s} {label_count[t]:6d} {detected[t]:8d} {false_warn[t]:10d} {false_on_labelled[t]:21d}"
+            f"  {examples.get(t, [])}{note}"
         )
     total_false = sum(false_warn.values())
     print(f"false warnings: {total_false} over {normal_vessel_days:.0f} normal vessel-days")
-    return {"labels": label_count, "detected": detected, "false": false_warn, "days": normal_vessel_days}
+    return {
+        "labels": label_count,
+        "detected": detected,
+        "false": false_warn,
+        "days": normal_vessel_days,
+        "reporting": reporting,
+        "sim_labels": labels,
+        "first": first,
+    }
 
 
 def _missed(c: dict[str, Any], types: set[str]) -> dict[str, int]:
@@ -130,22 +157,33 @@ def _missed(c: dict[str, Any], types: set[str]) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_recall_of_every_wired_rule(confusion: dict[str, Any]) -> None:
-    types = set(confusion["labels"]) - NOT_WIRED - {"encounter"}
-    assert types, "the simulation produced no labels"
+    types = set(confusion["labels"]) - NOT_WIRED
+    assert {"encounter", "feed_outage"} <= types, "the simulation must label encounters and a receiver outage"
     assert not _missed(confusion, types), f"labels missed per type: {_missed(confusion, types)}"
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="EncounterDetector (geofence/rules/encounter.py) misses pairs where one vessel is class B "
-    "(3-min reports when slow); reported to its owner",
-)
-def test_recall_of_encounters(confusion: dict[str, Any]) -> None:
-    assert not _missed(confusion, {"encounter"})
+def test_false_warnings_per_100_normal_vessel_days(confusion: dict[str, Any]) -> None:
+    assert len(confusion["reporting"]) == VESSELS, "every simulated vessel must sail (none dropped)"
+    total = sum(confusion["false"].values())
+    assert total <= max(1.0, confusion["days"] / 100), f"too many false warnings: {dict(confusion['false'])}"
 
 
 @pytest.mark.slow
-def test_false_warnings_per_100_normal_vessel_days(confusion: dict[str, Any]) -> None:
-    total = sum(confusion["false"].values())
-    assert total <= max(1.0, confusion["days"] / 100), f"too many false warnings: {dict(confusion['false'])}"
+def test_receiver_outage_raises_feed_outage_and_no_gaps(confusion: dict[str, Any]) -> None:
+    """The silent station gets a ``feed_outage``; the vessels only it heard (silent > 30 min) get no ``ais_gap``."""
+    outages = [lb for lb in confusion["sim_labels"] if lb.get("anomaly") == "feed_outage"]
+    assert outages
+    for lb in outages:
+        silenced = set(lb["silenced"])
+        assert len(silenced) >= 3, lb  # each of them would raise an ais_gap without the hold-back
+        s, e = parse_iso_utc(lb["start"]), parse_iso_utc(lb["end"])
+        raised = [a for a in confusion["first"].values() if a.type.value == "feed_outage" and a.subject_id ==
+                  lb["subject_id"] and s - 600 <= a.ts_s <= e + 1800]
+        assert raised, f"no feed_outage for {lb['subject_id']}"
+        gaps = [
+            (a.subject_id, a.to_dict()["ts"])
+            for a in confusion["first"].values()
+            if a.type.value == "ais_gap" and a.subject_id in silenced and s - 600 <= a.ts_s <= e + 1800
+        ]
+        assert not gaps, f"ais_gap for vessels only {lb['subject_id']} heard: {gaps}"

@@ -114,6 +114,11 @@ def _anomalous(sim: Simulation) -> dict[str, set[str]]:
     return out
 
 
+def _outage_affected(sim: Simulation) -> set[str]:
+    """Vessels that lost reports to a receiver outage (normal vessels, but with longer report gaps)."""
+    return {m for lab in sim.labels if lab.get("anomaly") == "feed_outage" for m in lab["silence_s"]}
+
+
 # -- ISO 6346 --------------------------------------------------------------------
 
 
@@ -227,6 +232,9 @@ def test_anomaly_labels_match_the_emitted_reports(which: str, request: pytest.Fi
         a, t0, t1 = lab.get("anomaly"), parse_iso_utc(lab["start"]), parse_iso_utc(lab["end"])
         if a is None or a.startswith("container"):
             continue
+        if a == "feed_outage":
+            check_outage_label(sim, lab)
+            continue
         s = subj[lab["subject_id"]]
         w = (s["ts"] >= t0) & (s["ts"] <= t1)
         if a == "unexpected_stop":
@@ -250,6 +258,30 @@ def test_anomaly_labels_match_the_emitted_reports(which: str, request: pytest.Fi
             olon, olat = np.interp(s["ts"][w], o["ts"], o["lon"]), np.interp(s["ts"][w], o["ts"], o["lat"])
             d = geodesy.distance_m(s["lon"][w], s["lat"][w], olon, olat)
             assert t1 - t0 >= 30 * 60 and w.sum() > 5 and np.all(d < 100) and np.all(s["sog"][w] < 1)
+
+
+def check_outage_label(sim: Simulation, lab: dict[str, Any]) -> None:
+    """The station is silent strictly between start and end, reports at both; the silences are as stated."""
+    rep = sim.reports
+    t0, t1 = parse_iso_utc(lab["start"]), parse_iso_utc(lab["end"])
+    mine = rep.ts[rep.receiver == lab["subject_id"]]
+    assert t0 in mine and t1 in mine
+    assert not ((mine > t0) & (mine < t1)).any()
+    assert 60 * 60 <= t1 - t0 <= 90 * 60 + 400
+    assert set(lab["silenced"]) == {m for m, s in lab["silence_s"].items() if s > 1800}
+    assert len(lab["silenced"]) >= 3
+    for other in sim.labels:  # no labelled anomaly of an affected vessel within an hour of the outage
+        if other.get("anomaly") and other["subject_id"] in lab["silence_s"]:
+            assert parse_iso_utc(other["end"]) < t0 - 3600 or parse_iso_utc(other["start"]) > t1 + 3600, other
+    for m, silence in lab["silence_s"].items():
+        ts = rep.ts[rep.mmsi == int(m)]
+        assert np.diff(ts).max() >= silence - 1e-9  # the stated silence is in the feed
+    for m in lab["silenced"]:  # only this station heard them before they fell silent
+        k = rep.mmsi == int(m)
+        ts, rx = rep.ts[k], rep.receiver[k]
+        j = int(np.argmax(np.diff(ts)))
+        assert rx[j] == lab["subject_id"]
+        assert not ((rx != lab["subject_id"]) & (ts > ts[j] - 1800) & (ts <= ts[j])).any()
 
 
 def sim_zones(sim: Simulation, request: pytest.FixtureRequest) -> tuple[Fence, ...]:
@@ -364,9 +396,11 @@ def test_reporting_intervals_per_class(sim_shipped: Simulation) -> None:
     assert report_interval_s("A", 10, 0) == 10 and report_interval_s("A", 0, 5) == 180
     assert report_interval_s("B", 10, 0) == 30 and report_interval_s("B", 1, 0) == 180
     bad = _anomalous(sim_shipped)
+    silenced = _outage_affected(sim_shipped)
+    assert silenced
     checked = {"A": 0, "B": 0}
     for sid, s in _by_subject(sim_shipped).items():
-        if bad.get(sid) or len(s["ts"]) < 3:
+        if bad.get(sid) or sid in silenced or len(s["ts"]) < 3:
             continue
         dt = np.diff(s["ts"])
         both = (s["sog"][1:] > 3) & (s["sog"][:-1] > 3) & (s["sog"][1:] < 13.5) & (s["sog"][:-1] < 13.5)
@@ -417,3 +451,55 @@ def test_cli_writes_files(tmp_path: Any) -> None:
     assert code == 0
     first = out.read_text().splitlines()[0]
     assert first.startswith("\\s:") and "!AIVDM" in first
+
+
+# -- receiver outage, passing traffic, single-violation anomalies -------------------------------------------------
+
+
+def test_receiver_outage_is_silent_in_the_feed(sim_shipped: Simulation) -> None:
+    labs = [lab for lab in sim_shipped.labels if lab.get("anomaly") == "feed_outage"]
+    assert len(labs) == 1 and labs[0]["types"] == ["feed_outage"]
+    lab = labs[0]
+    check_outage_label(sim_shipped, lab)
+    t0, t1 = parse_iso_utc(lab["start"]), parse_iso_utc(lab["end"])
+    heard = [parse_iso_utc(d["ts"]) for d in map(orjson.loads, jsonl_lines(sim_shipped))
+             if d.get("receiver") == lab["subject_id"]]
+    assert t0 in heard and t1 in heard and not [t for t in heard if t0 < t < t1]
+
+
+def test_outages_can_be_switched_off_and_count_is_validated() -> None:
+    from geofence.errors import ConfigError
+
+    sim = simulate(synthetic_zones(), SimConfig(vessels=40, hours=4, seed=5, anomalies_per_type=1,
+                                                receiver_outages=0))
+    assert not [lab for lab in sim.labels if lab.get("anomaly") == "feed_outage"]
+    with pytest.raises(ConfigError, match="receiver_outages=-1"):
+        SimConfig(receiver_outages=-1)
+
+
+def test_normal_traffic_passes_close_under_way_but_never_lies_together(sim_shipped: Simulation,
+                                                                         shipped: ZoneSet) -> None:
+    """Vessels pass and overtake within 500 m under way (exercising the encounter rule's exclusion), but two
+    normal vessels are never within 500 m for more than 3 min while one is slow, outside mooring zones."""
+    from geofence.simulate.traffic import conflicting_pairs
+
+    bad = _anomalous(sim_shipped)
+    normal = [v for v in sim_shipped.vessels if not bad.get(str(v.mmsi)) and v.track.t]
+    tracks = [v.track for v in normal]
+    t0 = sim_shipped.config.start_s
+    t1 = t0 + sim_shipped.config.hours * 3600
+    assert conflicting_pairs(shipped, tracks, t0, t1, slow_kn=None)
+    assert not conflicting_pairs(shipped, tracks, t0, t1)
+
+
+def test_restricted_entry_runs_commit_no_other_violation(sim_shipped: Simulation, shipped: ZoneSet) -> None:
+    """The incursion keeps below every speed limit it crosses (it used to cross tgd-approach-speed at 8 kn)."""
+    subj = _by_subject(sim_shipped)
+    runs = [lab["subject_id"] for lab in sim_shipped.labels if lab.get("anomaly") == "restricted_entry"]
+    assert runs
+    limited = [f for f in shipped.fences if f.params.speed_limit_kn]
+    for sid in runs:
+        s = subj[sid]
+        for f in limited:
+            inside = shapely.contains_xy(f.geometry, s["lon"], s["lat"])
+            assert np.all(s["sog"][inside] <= f.params.speed_limit_kn), f"{sid} speeding in {f.id}"

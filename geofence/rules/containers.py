@@ -23,19 +23,45 @@ change it): let *prev* be the carrier's last report with ``prev.ts <= ts`` and
 <= ts + max_gap_s``. Both present: interpolate. Only one: use it if it is
 within ``max_gap_s`` of ``ts``. Neither: NaN (also for an empty carrier id).
 
-How the engine uses it: call :meth:`CarrierTracks.watch` with the carrier ids
-and times of each batch's container rows, then :meth:`CarrierTracks.record` with its
-vessel rows (only watched carriers are stored, so a carrier's reports from
-before its first container report are unknown unless ``track_all=True``,
-which stores every vessel at more memory per subject). Evaluate a container report at
-``ts`` only once the watermark ``W >= ts + max_gap_s`` (the engine processes
-every record with event time ``<= W`` before, so every carrier report the rule
-may use is in), then call :meth:`CarrierTracks.expire` with ``W``. Start a
-candidate when ``separation_m > separation_threshold_m`` (default 1,000 m);
-open ``container_separation`` when it has held for ``min_duration_s`` (default
-15 min) (``details.separation_m``, ``details.carrier_id``, ``started``); close
-at the first evaluation ``<= separation_threshold_m``. NaN decides nothing
-(keep the state; the carrier is simply unknown at that time).
+The rule itself is :class:`SeparationDetector` (built on :class:`CarrierTracks`):
+
+* **Times** are the engine's *effective* times and rows come in processing
+  order (as for the encounter detector), so that every decision is a function of
+  the processing order only and the output cannot depend on the micro-batch
+  size. In an in-order feed the effective time is the report time.
+* **Which carrier reports are kept.** A vessel report at ``t`` is stored iff
+  some container report processed before it declared that vessel as carrier at a
+  time ``>= t - (max_gap_s + history_s)`` (or ``track_all``). Only watched
+  carriers cost memory, and the rule does not depend on when :meth:`expire`
+  ran. Consequence: a carrier's reports from before its first container report
+  are unknown; the first container reports are aligned on the next carrier report.
+* **When a container report is judged.** At ``ts + max_gap_s <= W`` (watermark):
+  every carrier report the alignment may use has then been processed, because
+  every later record has an effective time ``>= W``. :meth:`SeparationDetector.finish`
+  judges the rest at the end of input with what is known (no report will come).
+* **State per container:** separated since (candidate), open or not, last judged
+  report. ``separation_m > separation_threshold_m`` starts or continues a
+  candidate; it *opens* once it has held ``min_duration_s`` (``'open'``
+  transition, dated at that report, ``started_ts_s`` = first separated report);
+  a judged report ``<= separation_threshold_m`` *closes* it (``'close'``) and
+  clears the candidate. NaN (carrier position unknown) decides nothing. A
+  candidate restarts when the container's previous judged report is more than
+  ``history_s`` older (the separation was not observed in between). A container
+  that declares a different carrier closes an open alert at that report and
+  starts afresh with the new carrier.
+
+Engine wiring (one call per processed chunk, after the chunk's records are in
+processing order): :meth:`SeparationDetector.ingest` with every vessel and
+container row of the chunk (container rows with ``is_container`` True and their
+``carrier_id``; vessel rows with ``carrier_id`` ``""``), then
+:meth:`SeparationDetector.advance` with the chunk's watermark; at end of input
+:meth:`SeparationDetector.finish`. Each :class:`SeparationTransition` maps to one
+``container_separation`` line: ``'open'`` → ``open`` (severity warning, subject
+kind ``container``, zone null, ``ts`` = ``ts_s``, start = ``started_ts_s``),
+``'close'`` → ``closed``; ``details``: ``separation_m``, ``carrier_id``,
+``carrier_lon``/``carrier_lat`` (the time-aligned position), ``started`` (ISO of
+``started_ts_s``), and ``duration_s`` on close. Checkpoint with
+:meth:`SeparationDetector.snapshot` / :meth:`SeparationDetector.restore`.
 
 Parameters (defaults, and the anchor they were adapted from):
 
@@ -53,6 +79,7 @@ Parameters (defaults, and the anchor they were adapted from):
 ``min_spacing_s`` = 10 s
     Reports closer than this to the last stored one are not stored, bounding
     memory to ~200 points per carrier (plus a hard cap ``max_points``).
+``DEFAULT_SEPARATION_M`` is also the separation threshold of :class:`SeparationParams`.
 
 (b) ``container_zone_exit``
 ---------------------------
@@ -69,6 +96,19 @@ exit). On an exit from a release-controlled zone the engine calls
 :meth:`ReleaseLedger.consume_exit`; ``False`` means no valid release: emit
 ``container_zone_exit`` (critical, instantaneous). A named release is used
 before a zone-less one, the oldest first.
+
+Engine wiring, per processed chunk: first pass the chunk's container release
+records (``PositionBatch.event == RELEASE``; ``event_zone`` may be ``""``) to
+:meth:`ReleaseLedger.record_releases`, then every ``zone_exit`` of a *container*
+in the chunk from a fence for which :func:`exit_requires_release` is True to
+:meth:`ReleaseLedger.check_exits` (arrays, in processing order; it returns a
+mask of the *unreleased* rows). Recording the chunk's releases first is
+equivalent to strict processing order because a release only serves exits at
+or after its own time. Emit one ``container_zone_exit`` event (critical,
+subject kind ``container``, the fence as ``zone_id``, at the exit's time and
+position; ``details.released`` false, ``details.pending_releases`` the count
+left) per unreleased row. :func:`release_zone_ids` lists the fences the engine
+has to watch. Call :meth:`ReleaseLedger.set_zones` after a zone reload.
 """
 
 from __future__ import annotations
@@ -77,7 +117,7 @@ import bisect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -93,7 +133,11 @@ __all__ = [
     "DEFAULT_SEPARATION_M",
     "CarrierTracks",
     "ReleaseLedger",
+    "SeparationDetector",
+    "SeparationParams",
+    "SeparationTransition",
     "exit_requires_release",
+    "release_zone_ids",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -155,22 +199,40 @@ class CarrierTracks:
                 prev = self._watched.get(c)
                 self._watched[c] = t if prev is None else max(prev, t)
 
+    @property
+    def watch_span_s(self) -> float:
+        """A declaration at ``L`` keeps the carrier's reports up to ``L + watch_span_s`` (``max_gap_s + history_s``)."""
+        return self.max_gap_s + self.history_s
+
     def record(
         self, subject_ids: npt.ArrayLike, ts_s: npt.ArrayLike, lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike
     ) -> int:
-        """Store the reports of watched carriers (every vessel with ``track_all``); return how many were stored."""
+        """Store the reports of watched carriers (every vessel with ``track_all``); return how many were stored.
+
+        A report at ``t`` of a carrier last declared at ``L`` is stored only when
+        ``t - L <= watch_span_s`` (after that the carrier is no longer watched).
+        """
         sid = np.atleast_1d(np.asarray(subject_ids, dtype=object))
         n = sid.shape[0]
+        ts = np.broadcast_to(np.asarray(ts_s, dtype=np.float64), (n,))
         if self.track_all:
             mask = np.array([bool(s) for s in sid], dtype=bool)
         else:
-            mask = np.fromiter((s in self._watched for s in sid), dtype=bool, count=n)
+            span = self.watch_span_s
+            w = self._watched
+            mask = np.fromiter(
+                (s in w and t - w[s] <= span for s, t in zip(sid.tolist(), ts.tolist(), strict=True)),
+                dtype=bool,
+                count=n,
+            )
         rows = np.nonzero(mask)[0]
         if rows.size == 0:
             return 0
-        ts = np.broadcast_to(np.asarray(ts_s, dtype=np.float64), (n,))
         lon = np.broadcast_to(np.asarray(lon_deg, dtype=np.float64), (n,))
         lat = np.broadcast_to(np.asarray(lat_deg, dtype=np.float64), (n,))
+        return self._store(sid, ts, lon, lat, rows)
+
+    def _store(self, sid: npt.NDArray[np.object_], ts: F64, lon: F64, lat: F64, rows: npt.NDArray[np.intp]) -> int:
         stored = 0
         for r in rows.tolist():
             t, x, y = float(ts[r]), float(lon[r]), float(lat[r])
@@ -199,7 +261,8 @@ class CarrierTracks:
         out_lat = np.full(n, np.nan)
         groups: dict[str, list[int]] = {}
         for i, c in enumerate(cid.tolist()):
-            if c and c in self._tracks:
+            tr = self._tracks.get(c) if c else None
+            if tr is not None and tr.ts:  # a watched carrier's history can be empty after expire
                 groups.setdefault(c, []).append(i)
         for c, idx_list in groups.items():
             tr = self._tracks[c]
@@ -307,6 +370,248 @@ class CarrierTracks:
             pos += k
 
 
+# ---------------------------------------------------------------------------- separation rule
+
+
+@dataclass(frozen=True, slots=True)
+class SeparationParams:
+    """Thresholds of ``container_separation`` (see the module docstring for the anchors)."""
+
+    separation_threshold_m: float = DEFAULT_SEPARATION_M
+    min_duration_s: float = DEFAULT_MIN_DURATION_S
+    max_gap_s: float = DEFAULT_MAX_GAP_S
+    history_s: float = DEFAULT_HISTORY_S
+
+    def __post_init__(self) -> None:
+        _positive("separation_threshold_m", self.separation_threshold_m)
+        _positive("min_duration_s", self.min_duration_s, allow_zero=True)
+        _positive("max_gap_s", self.max_gap_s)
+        _positive("history_s", self.history_s)
+
+
+class SeparationTransition(NamedTuple):
+    """An ``'open'`` or ``'close'`` of one container's separation alert."""
+
+    container_id: str
+    carrier_id: str
+    kind: str  # 'open' | 'close'
+    started_ts_s: float
+    ts_s: float
+    separation_m: float
+    lon: float  # the container's report
+    lat: float
+    carrier_lon: float  # the carrier's time-aligned position (NaN when unknown)
+    carrier_lat: float
+
+
+@dataclass(slots=True)
+class _Box:
+    carrier: str
+    since_s: float = math.nan  # first separated report of the current candidate
+    open: bool = False
+    last_s: float = math.nan  # last judged report
+
+
+class SeparationDetector:
+    """``container_separation`` as a pure state machine over processing-ordered vessel and container rows."""
+
+    def __init__(self, params: SeparationParams | None = None, *, track_all: bool = False) -> None:
+        self.params = params or SeparationParams()
+        p = self.params
+        self.tracks = CarrierTracks(max_gap_s=p.max_gap_s, history_s=p.history_s, track_all=track_all)
+        self._boxes: dict[str, _Box] = {}
+        # pending container reports, in processing order: (ts, container, carrier, lon, lat)
+        self._pending: list[tuple[float, str, str, float, float]] = []
+
+    def ingest(
+        self,
+        subject_id: npt.ArrayLike,
+        ts_s: npt.ArrayLike,
+        lon_deg: npt.ArrayLike,
+        lat_deg: npt.ArrayLike,
+        is_container: npt.ArrayLike,
+        carrier_id: npt.ArrayLike,
+    ) -> None:
+        """Take one chunk of rows in processing order (non-decreasing ``ts_s``): vessels and containers mixed.
+
+        Container rows with an empty ``carrier_id`` declare no carrier and are
+        ignored by this rule. Nothing is decided here; see :meth:`advance`.
+        """
+        sid = np.atleast_1d(np.asarray(subject_id, dtype=object))
+        n = sid.shape[0]
+        ts = np.broadcast_to(np.asarray(ts_s, dtype=np.float64), (n,))
+        lon = np.broadcast_to(np.asarray(lon_deg, dtype=np.float64), (n,))
+        lat = np.broadcast_to(np.asarray(lat_deg, dtype=np.float64), (n,))
+        box = np.broadcast_to(np.asarray(is_container, dtype=bool), (n,))
+        car = np.atleast_1d(np.asarray(carrier_id, dtype=object))
+        if car.shape != (n,):
+            raise ConfigError("container_separation: ingest arrays must be one-dimensional and of equal length")
+        if n > 1 and bool(np.any(np.diff(ts) < 0)):
+            raise ConfigError("container_separation: rows must come in processing order (non-decreasing ts_s)")
+        decl = np.flatnonzero(box & np.fromiter((bool(c) for c in car.tolist()), dtype=bool, count=n))
+        # vessel rows: store a carrier report iff a declaration processed before it is recent enough
+        ves = np.flatnonzero(~box)
+        if ves.size:
+            self._record_in_order(sid, ts, lon, lat, ves, decl, car)
+        for i in decl.tolist():
+            self._pending.append((float(ts[i]), str(sid[i]), str(car[i]), float(lon[i]), float(lat[i])))
+        if decl.size:
+            self.tracks.watch(car[decl], ts[decl])
+
+    def advance(self, watermark_s: float) -> list[SeparationTransition]:
+        """Judge every pending container report with ``ts + max_gap_s <= watermark_s``; return the transitions."""
+        cut = watermark_s - self.params.max_gap_s
+        k = 0
+        while k < len(self._pending) and self._pending[k][0] <= cut:
+            k += 1
+        out = self._judge(self._pending[:k])
+        del self._pending[:k]
+        self.tracks.expire(watermark_s)
+        self._forget(watermark_s)
+        return out
+
+    def finish(self) -> list[SeparationTransition]:
+        """End of input: judge every pending report with the carrier reports known now."""
+        out = self._judge(self._pending)
+        self._pending = []
+        return out
+
+    def open_containers(self) -> list[tuple[str, str, float]]:
+        """Containers with an open separation alert: ``(container_id, carrier_id, started_ts_s)``, sorted."""
+        return sorted((c, b.carrier, b.since_s) for c, b in self._boxes.items() if b.open)
+
+    def __len__(self) -> int:
+        """Containers with state (a candidate or an open alert) plus pending reports."""
+        return len(self._boxes) + len(self._pending)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain-data state: carrier tracks, container states and pending reports."""
+        ids = sorted(self._boxes)
+        bx = [self._boxes[c] for c in ids]
+        pend = self._pending
+        return {
+            "version": _SNAPSHOT_VERSION,
+            "tracks": self.tracks.snapshot(),
+            "boxes": {
+                "container_id": ids,
+                "carrier_id": [b.carrier for b in bx],
+                "since_s": np.array([b.since_s for b in bx], dtype=np.float64),
+                "open": np.array([b.open for b in bx], dtype=bool),
+                "last_s": np.array([b.last_s for b in bx], dtype=np.float64),
+            },
+            "pending": {
+                "ts_s": np.array([x[0] for x in pend], dtype=np.float64),
+                "container_id": [x[1] for x in pend],
+                "carrier_id": [x[2] for x in pend],
+                "lon_deg": np.array([x[3] for x in pend], dtype=np.float64),
+                "lat_deg": np.array([x[4] for x in pend], dtype=np.float64),
+            },
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Replace the state with one from :meth:`snapshot` (lists or arrays; JSON ``null`` reads as NaN)."""
+        if state.get("version") != _SNAPSHOT_VERSION:
+            raise ConfigError(f"separation snapshot version {state.get('version')!r} is not {_SNAPSHOT_VERSION}")
+        self.tracks.restore(state["tracks"])
+        b = state["boxes"]
+        since = np.asarray(b["since_s"], dtype=np.float64).tolist()
+        opened = np.asarray(b["open"], dtype=bool).tolist()
+        last = np.asarray(b["last_s"], dtype=np.float64).tolist()
+        self._boxes = {
+            str(c): _Box(str(k), float(s0), bool(o), float(t))
+            for c, k, s0, o, t in zip(b["container_id"], b["carrier_id"], since, opened, last, strict=True)
+        }
+        p = state["pending"]
+        cols = [np.asarray(p[k], dtype=np.float64).tolist() for k in ("ts_s", "lon_deg", "lat_deg")]
+        self._pending = [
+            (t, str(c), str(k), x, y)
+            for t, c, k, x, y in zip(cols[0], p["container_id"], p["carrier_id"], cols[1], cols[2], strict=True)
+        ]
+
+    # -- internals ------------------------------------------------------------
+
+    def _record_in_order(
+        self,
+        sid: npt.NDArray[np.object_],
+        ts: F64,
+        lon: F64,
+        lat: F64,
+        ves: npt.NDArray[np.intp],
+        decl: npt.NDArray[np.intp],
+        car: npt.NDArray[np.object_],
+    ) -> None:
+        tr = self.tracks
+        if tr.track_all:
+            tr.record(sid[ves], ts[ves], lon[ves], lat[ves])
+            return
+        by_carrier: dict[str, list[int]] = {}
+        for i in decl.tolist():
+            by_carrier.setdefault(str(car[i]), []).append(i)
+        known = tr._watched
+        span = tr.watch_span_s
+        keep: list[int] = []
+        for i, s_ in zip(ves.tolist(), sid[ves].tolist(), strict=True):
+            rows = by_carrier.get(s_)
+            last = known.get(s_)
+            if rows is not None:
+                k = bisect.bisect_left(rows, i)
+                if k:
+                    last = float(ts[rows[k - 1]])  # processing order: the latest preceding declaration
+            if last is not None and float(ts[i]) - last <= span:
+                keep.append(i)
+        if keep:
+            tr._store(sid, ts, lon, lat, np.asarray(keep, dtype=np.intp))
+
+    def _judge(self, rows: list[tuple[float, str, str, float, float]]) -> list[SeparationTransition]:
+        if not rows:
+            return []
+        p = self.params
+        ts = np.array([r[0] for r in rows], dtype=np.float64)
+        car = np.array([r[2] for r in rows], dtype=object)
+        lon = np.array([r[3] for r in rows], dtype=np.float64)
+        lat = np.array([r[4] for r in rows], dtype=np.float64)
+        clon, clat = self.tracks.position_at(car, ts)
+        sep = np.full(len(rows), np.nan)
+        ok = np.isfinite(clon) & np.isfinite(lon) & np.isfinite(lat)
+        if ok.any():
+            sep[ok] = np.asarray(_GEOD.inv(lon[ok], lat[ok], clon[ok], clat[ok])[2], dtype=np.float64)
+        out: list[SeparationTransition] = []
+        for j, (t, cid, carrier, x, y) in enumerate(rows):
+            d = float(sep[j])
+            b = self._boxes.get(cid)
+            if b is not None and b.carrier != carrier:
+                if b.open:  # re-declared to another vessel: the old separation is over
+                    out.append(SeparationTransition(cid, b.carrier, "close", b.since_s, t, math.nan, x, y,
+                                                    math.nan, math.nan))
+                b = None
+                del self._boxes[cid]
+            if d != d:
+                continue  # carrier position unknown: decides nothing
+            if b is None:
+                b = self._boxes[cid] = _Box(carrier)
+            if not b.open and b.since_s == b.since_s and t - b.last_s > p.history_s:
+                b.since_s = math.nan  # not observed in between: the candidate restarts
+            b.last_s = t
+            cx, cy = float(clon[j]), float(clat[j])
+            if d > p.separation_threshold_m:
+                if b.since_s != b.since_s:
+                    b.since_s = t
+                if not b.open and t - b.since_s >= p.min_duration_s:
+                    b.open = True
+                    out.append(SeparationTransition(cid, carrier, "open", b.since_s, t, d, x, y, cx, cy))
+            else:
+                if b.open:
+                    out.append(SeparationTransition(cid, carrier, "close", b.since_s, t, d, x, y, cx, cy))
+                del self._boxes[cid]
+        return out
+
+    def _forget(self, watermark_s: float) -> None:
+        """Drop candidates (never open alerts) whose last judged report is older than ``history_s``."""
+        cutoff = watermark_s - self.params.max_gap_s - self.params.history_s
+        for c in [c for c, b in self._boxes.items() if not b.open and b.last_s < cutoff]:
+            del self._boxes[c]
+
+
 # ---------------------------------------------------------------------------- releases
 
 
@@ -375,6 +680,26 @@ class ReleaseLedger:
                 return True
         return False
 
+    def record_releases(self, container_ids: npt.ArrayLike, zone_ids: npt.ArrayLike, ts_s: npt.ArrayLike) -> None:
+        """Vectorised :meth:`record_release` (zone ids ``""`` or None: any customs zone)."""
+        cid = np.atleast_1d(np.asarray(container_ids, dtype=object))
+        zid = np.broadcast_to(np.asarray(zone_ids, dtype=object), cid.shape)
+        ts = np.broadcast_to(np.asarray(ts_s, dtype=np.float64), cid.shape)
+        for c, z, t in zip(cid.tolist(), zid.tolist(), ts.tolist(), strict=True):
+            self.record_release(str(c), str(z or ""), float(t))
+
+    def check_exits(
+        self, container_ids: npt.ArrayLike, zone_ids: npt.ArrayLike, ts_s: npt.ArrayLike
+    ) -> npt.NDArray[np.bool_]:
+        """Consume releases for exits given in processing order; return True where the exit was *unreleased*."""
+        cid = np.atleast_1d(np.asarray(container_ids, dtype=object))
+        zid = np.broadcast_to(np.asarray(zone_ids, dtype=object), cid.shape)
+        ts = np.broadcast_to(np.asarray(ts_s, dtype=np.float64), cid.shape)
+        out = np.zeros(cid.shape[0], dtype=bool)
+        for k, (c, z, t) in enumerate(zip(cid.tolist(), zid.tolist(), ts.tolist(), strict=True)):
+            out[k] = not self.consume_exit(str(c), str(z), float(t))
+        return out
+
     def pending(self, container_id: str) -> dict[str, list[float]]:
         """Pending release times per zone id ('' = any customs zone) for a container."""
         return {z: list(t) for z, t in sorted(self._releases.get(container_id, {}).items())}
@@ -417,6 +742,11 @@ class ReleaseLedger:
         ts = np.asarray(state["ts_s"], dtype=np.float64).tolist()
         for c, z, t in zip(state["container_id"], state["zone_id"], ts, strict=True):
             self.record_release(str(c), str(z), float(t))
+
+
+def release_zone_ids(zones: ZoneSet) -> list[str]:
+    """Ids of the fences whose exit needs a release (:func:`exit_requires_release`), sorted."""
+    return sorted(f.id for f in zones.fences if exit_requires_release(f))
 
 
 def _customs_ids(zones: ZoneSet) -> frozenset[str]:

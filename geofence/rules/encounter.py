@@ -31,20 +31,42 @@ sorted by (ts_s, subject_a, subject_b).
 Condition
 ---------
 Only *candidates* take part in new pairs: finite speed below ``slow_kn`` and not
-in a mooring zone, so the set to index is small. A pair is *close and slow* when
-both are candidates, their latest positions are less than ``distance_m`` apart
-and both latest reports are less than ``max_stale_s`` old. The pair becomes an
-encounter (``'start'``, emitted at the report that completes the duration) when
-it has been close and slow at every evaluation for at least ``min_duration_s``;
-``started_ts_s`` is the first close-and-slow time. An encounter ends
-(``'end'``) when, at an evaluation, the vessels are more than ``release_factor
-× distance_m`` apart (hysteresis), either vessel is faster than ``release_kn``
-(hysteresis over ``slow_kn``; NaN speed does not end it) or either enters a
-mooring zone. It also ends when either vessel falls silent: at
+in a mooring zone, so the set to index is small. Pairs are evaluated only at
+reports of one of their vessels, against the other vessel's latest report.
+
+*Time alignment.* The other vessel's latest report is ``lag_s`` old. A class-B
+transponder reports every 3 min at or below 2 kn (ITU-R M.1371), so at a report
+of a class-A neighbour (every 10 s) the class-B position can be 3 min stale; at
+0.6 kn that is 55 m of drift, enough to push a pair 60 m abeam beyond 100 m on
+every class-A report and so never let it last 20 min (the bug
+``test_regression_class_b_partner_with_3_min_reports_is_paired``). The distance
+is therefore judged as the *smallest distance consistent with the reports*:
+``d_eff = max(d − v × lag_s, 0)``, where ``d`` is the geodesic distance between
+the two latest positions and ``v`` the stale vessel's last speed (NaN: ``slow_kn``;
+capped at ``release_kn``). This is a lower bound, so it never breaks a real pair;
+it cannot make a false one either, because every report of the *less frequent*
+vessel meets a fresh position of the other (lag of seconds) and is judged almost
+exactly, and those reports come at least every few minutes, well inside
+``min_duration_s``. An evaluation whose other report is older than ``max_lag_s``
+is skipped: it neither confirms, starts, breaks nor ends a pair (the silence rule
+below handles vessels that stop reporting).
+
+A pair is *close and slow* at an evaluation when both are candidates and
+``d_eff < distance_m``. The pair becomes an encounter (``'start'``, emitted at
+the report that completes the duration) when it has been close and slow at every
+(non-skipped) evaluation for at least ``min_duration_s``; ``started_ts_s`` is the
+first close-and-slow time. An encounter ends (``'end'``) when, at an evaluation,
+``d_eff > release_factor × distance_m`` (hysteresis), either vessel is faster
+than ``release_kn`` (hysteresis over ``slow_kn``; NaN speed does not end it) or
+either enters a mooring zone. It also ends when either vessel falls silent: at
 ``min(last report of a, last report of b) + max_stale_s`` (a fixed function of
 the data, so batch boundaries do not move it; such an end may be earlier than
-the record that revealed it). Pairs are evaluated only at reports of one of
-their vessels, against the other vessel's latest report.
+the record that revealed it).
+
+Vessels merely passing each other in the fairway do not qualify: under way they
+are faster than ``slow_kn`` and are not candidates at all; two slow vessels on
+opposite courses stay within 100 m for a few minutes only (at 0.5 kn each,
+200 m of relative travel take 6.5 min), far below ``min_duration_s``.
 
 Parameters (defaults, and the anchor they were adapted from)
 ------------------------------------------------------------
@@ -64,8 +86,13 @@ Parameters (defaults, and the anchor they were adapted from)
 ``max_stale_s`` = 1800 s
     AISdb's dark thresholds run 15–60 min; an older position says nothing about
     where the vessel is now.
+``max_lag_s`` = 360 s
+    Two class-B reporting intervals at or below 2 kn (ITU-R M.1371: 3 min), so
+    one missed class-B report does not skip the pair; at ``slow_kn`` the
+    allowance is then at most 185 m.
 ``cell_m`` = 1000 m
-    The spatial hash cell; larger than the release distance, so at most four
+    The spatial hash cell; larger than the search radius
+    (:attr:`EncounterParams.search_radius_m`, 285 m by default), so at most four
     cells are searched per candidate.
 
 How the engine uses it
@@ -82,14 +109,20 @@ Partitioning (streaming)
 ------------------------
 :func:`cell_keys` maps positions to a fixed global grid (no state, the same key
 on every worker) and :func:`expand_cells` lists every cell within a radius of
-each point. A second keyed stage can route each candidate record to
-``cell_keys`` (its home cell) and to the ``expand_cells(..., release radius)``
-neighbours as a ghost copy, run one :class:`EncounterDetector` per cell key, and
-keep a transition only from the detector whose cell is the home cell of
-``subject_a`` at that time.
+each point. A second keyed stage can route each vessel record that is a
+candidate, or that follows a candidate record of the same subject (so the
+record that ends candidacy arrives too), to its home cell and, as a ghost copy,
+to every cell within :attr:`EncounterParams.search_radius_m` (``distance_m`` plus
+the largest lag allowance) of it; run one :class:`EncounterDetector` per cell
+key; and keep a transition only from the detector whose cell is the home cell of
+``subject_a``'s latest position at that time. A slow pair drifts a few hundred
+metres in an encounter, so with 1 km cells it can change owner while open; the
+streaming stage must then carry the open pair (``snapshot`` rows of that pair)
+to the new owner, or key by a coarser cell. Not exercised here: the embedded
+engine runs one detector over all vessels.
 
 Cost: rows of subjects that are alone (no other subject in any cell within
-``distance_m`` during the slice, and in no tracked pair) are applied in bulk;
+``search_radius_m`` during the slice, and in no tracked pair) are applied in bulk;
 only the others take a Python step per timestamp. Measured: ~300k records/s
 with 10,000 vessels of which 30 % are slow candidates spread over the Yangtze.
 
@@ -114,6 +147,7 @@ from geofence.errors import ConfigError
 __all__ = [
     "DEFAULT_CELL_M",
     "DEFAULT_DISTANCE_M",
+    "DEFAULT_MAX_LAG_S",
     "DEFAULT_MAX_STALE_S",
     "DEFAULT_MIN_DURATION_S",
     "DEFAULT_REF_LAT_DEG",
@@ -136,11 +170,13 @@ DEFAULT_MIN_DURATION_S = 1200.0
 DEFAULT_RELEASE_FACTOR = 1.5
 DEFAULT_RELEASE_KN = 2.0
 DEFAULT_MAX_STALE_S = 1800.0
+DEFAULT_MAX_LAG_S = 360.0
 DEFAULT_CELL_M = 1000.0
 #: Reference latitude of the global grid's longitude scaling (the Yangtze runs at 28–32° N).
 DEFAULT_REF_LAT_DEG = 30.0
 
 _M_PER_DEG = 111_320.0  # metres per degree of latitude, and of longitude at the equator
+_KNOT_M_S = 1852.0 / 3600.0
 _ROW_STRIDE = np.int64(1 << 32)
 _GEOD = Geod(ellps="WGS84")
 _SNAPSHOT_VERSION = 1
@@ -251,10 +287,16 @@ class EncounterParams:
     release_factor: float = DEFAULT_RELEASE_FACTOR
     release_kn: float = DEFAULT_RELEASE_KN
     max_stale_s: float = DEFAULT_MAX_STALE_S
+    max_lag_s: float = DEFAULT_MAX_LAG_S
     cell_m: float = DEFAULT_CELL_M
 
+    @property
+    def search_radius_m(self) -> float:
+        """Largest observed distance at which two candidates can still be judged close (lag allowance included)."""
+        return self.distance_m + self.slow_kn * _KNOT_M_S * self.max_lag_s
+
     def __post_init__(self) -> None:
-        for name in ("distance_m", "slow_kn", "min_duration_s", "release_kn", "max_stale_s", "cell_m"):
+        for name in ("distance_m", "slow_kn", "min_duration_s", "release_kn", "max_stale_s", "max_lag_s", "cell_m"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"encounter: {name} = {value!r} must be a finite number >= 0")
@@ -267,6 +309,11 @@ class EncounterParams:
             )
         if self.cell_m <= 0:
             raise ConfigError("encounter: cell_m must be > 0, e.g. 1000")
+        if self.max_lag_s > self.max_stale_s:
+            raise ConfigError(
+                f"encounter: max_lag_s = {self.max_lag_s} exceeds max_stale_s = {self.max_stale_s}; "
+                "a position too old to judge a pair must not be young enough to keep it"
+            )
 
 
 @dataclass(slots=True)
@@ -421,6 +468,11 @@ class EncounterDetector:
 
     # -- internals ----------------------------------------------------------
 
+    def _allow_kn(self, v: _Vessel) -> float:
+        """Speed bounding how far a vessel may have moved since its report (NaN: slow_kn; at most release_kn)."""
+        spd = v.speed_kn
+        return min(spd, self.params.release_kn) if spd == spd else self.params.slow_kn
+
     def _deadline(self, key: tuple[str, str]) -> float:
         return min(self._vessels[key[0]].ts_s, self._vessels[key[1]].ts_s) + self.params.max_stale_s
 
@@ -439,10 +491,10 @@ class EncounterDetector:
         if movers:
             m_lon = np.array([self._vessels[s].lon for s in movers])
             m_lat = np.array([self._vessels[s].lat for s in movers])
-            idx, cells = expand_cells(m_lon, m_lat, p.distance_m, p.cell_m)
+            idx, cells = expand_cells(m_lon, m_lat, p.search_radius_m, p.cell_m)
             for i, c in zip(idx.tolist(), cells.tolist(), strict=True):
                 for other in self._cells.get(c, ()):
-                    if other != movers[i] and t - self._vessels[other].ts_s < p.max_stale_s:
+                    if other != movers[i] and t - self._vessels[other].ts_s <= p.max_lag_s:
                         keys.add((movers[i], other) if movers[i] < other else (other, movers[i]))
         if not keys:
             self._cleanup(updates)
@@ -458,11 +510,15 @@ class EncounterDetector:
         dist = np.asarray(dist, dtype=np.float64)
         for j, key in enumerate(ordered):
             a, b, d = va[j], vb[j], float(dist[j])
+            lag_a, lag_b = t - a.ts_s, t - b.ts_s
+            if lag_a > p.max_lag_s or lag_b > p.max_lag_s:
+                continue  # not time-aligned: this evaluation decides nothing
+            d_eff = max(d - (self._allow_kn(a) * lag_a + self._allow_kn(b) * lag_b) * _KNOT_M_S, 0.0)
             pair = self._pairs.get(key)
             mid = ((a.lon + b.lon) / 2.0, (a.lat + b.lat) / 2.0)
             if pair is not None and pair.active:
                 released = (
-                    d > p.release_factor * p.distance_m
+                    d_eff > p.release_factor * p.distance_m
                     or a.speed_kn > p.release_kn
                     or b.speed_kn > p.release_kn
                     or a.mooring
@@ -472,7 +528,7 @@ class EncounterDetector:
                     out.append(PairTransition(key[0], key[1], pair.started_ts_s, t, d, *mid, "end"))
                     self._untrack(key)
                 continue
-            close = a.candidate and b.candidate and d < p.distance_m
+            close = a.candidate and b.candidate and d_eff < p.distance_m
             if not close:
                 if pair is not None:
                     self._untrack(key)
@@ -499,7 +555,7 @@ class EncounterDetector:
         """Apply, in bulk, the rows of subjects that cannot take part in any pair in this slice; return the rest.
 
         A subject is *quiet* when it is in no tracked pair and no cell within
-        ``distance_m`` of any of its candidate rows holds another subject, neither
+        ``search_radius_m`` of any of its candidate rows holds another subject, neither
         now (the cell hash) nor at any time in this slice (the rows' home cells).
         No step can then find it or be changed by it, so only its last row
         matters. Typically most candidates are alone, and this avoids a Python
@@ -516,7 +572,7 @@ class EncounterDetector:
             slice_home: dict[int, set[str]] = {}
             for c, x in zip(home.tolist(), csid.tolist(), strict=True):
                 slice_home.setdefault(c, set()).add(x)
-            eidx, ecell = expand_cells(lon[crow], lat[crow], p.distance_m, p.cell_m)
+            eidx, ecell = expand_cells(lon[crow], lat[crow], p.search_radius_m, p.cell_m)
             ucells, inv = np.unique(ecell, return_inverse=True)
             occupants: list[set[str]] = []
             for c in ucells.tolist():

@@ -9,9 +9,9 @@ Pure (returns data, writes nothing) and deterministic for a seed. Typical use::
 See ``docs/simulator.md`` for the options and the label and plan formats.
 """
 
+from geofence.decode.iso6346 import is_valid_iso6346, iso6346_check_digit, iso6346_remainder
 from geofence.simulate.anomalies import ANOMALY_TYPES
 from geofence.simulate.encode import container_lines, iso_z, jsonl_lines, label_lines, plan_lines
-from geofence.simulate.iso6346 import is_valid_iso6346, iso6346_check_digit, iso6346_remainder
 from geofence.simulate.nmea import nmea_checksum, nmea_lines, tag_block
 from geofence.simulate.run import DEFAULT_START_S, Reports, SimConfig, Simulation, simulate
 from geofence.simulate.tracks import report_interval_s

@@ -48,6 +48,7 @@ ANOMALY_TYPES: dict[str, list[str]] = {
     "encounter": ["encounter"],
     "container_separation": ["container_separation"],
     "container_zone_exit": ["container_zone_exit"],
+    "feed_outage": ["feed_outage"],
 }
 
 
@@ -115,6 +116,12 @@ class Planner:
         elon, elat = geodesy.destination(lon[:-1], lat[:-1], az, seg + kn * geodesy.KNOT_M_S * 900 * 1.25)
         rays = shapely.linestrings(np.stack([np.column_stack([lon[:-1], lat[:-1]]), np.column_stack([elon, elat])], 1))
         return not bool(shapely.intersects(rays, self._ray_target).any())
+
+    def _limit_cap(self, line: BaseGeometry) -> float:
+        """80 % of the lowest ``speed_limit_kn`` of the fences within 200 m of ``line`` (inf when none)."""
+        limits = [float(f.params.speed_limit_kn) for f in self.zones.fences
+                  if f.params.speed_limit_kn and line.intersects(geodesy.buffer_m(f.geometry, 200.0))]
+        return 0.8 * min(limits) if limits else float("inf")
 
     def _event_time(self, rng: np.random.Generator, lead_min: float = 30.0, tail_min: float = 70.0) -> float | None:
         lo, hi = self.t0_s + lead_min * 60, self.t_end_s - tail_min * 60
@@ -250,13 +257,17 @@ class Planner:
             tm = self._event_time(rng, 20.0, 70.0)
             if tm is None:
                 return None
+            # the incursion is the only violation: keep below any speed limit crossed on the way (the 80 % margin
+            # of the lanes), so the run does not also raise an unlabelled overspeed
+            cap = self._limit_cap(approach)
+            out_kn, back_kn = min(8.0, cap), min(7.0, cap)
             track = self._start_at(vessel, path, i, tm, a, b)
-            track.sail(np.array([target.x]), np.array([target.y]), np.array([8.0]), b)
+            track.sail(np.array([target.x]), np.array([target.y]), np.array([out_kn]), b)
             t_in = track.end_t
-            track.sail(np.array([path.lon[i]]), np.array([path.lat[i]]), np.array([7.0]), b)
+            track.sail(np.array([path.lon[i]]), np.array([path.lat[i]]), np.array([back_kn]), b)
             depth = float(geodesy.distance_m(target.x, target.y, *shapely.get_coordinates(
                 shapely.shortest_line(f.geometry.boundary, target))[0])[0])
-            end = t_in + depth / (7.0 * geodesy.KNOT_M_S)
+            end = t_in + depth / (back_kn * geodesy.KNOT_M_S)
             self._finish(vessel, track, path, i, b, rng)
             return Injected("restricted_entry", vessel.index, tm, end, f.id)
         return None

@@ -2,10 +2,10 @@
 
 Each container reports every 5 minutes near its carrier's true position (noise
 ~20 m). Whenever a container's reports show it inside a customs fence with
-``exit_requires_release`` and later outside it, a release event is emitted at its
-last report inside (the normal case), except for the injected
-``container_zone_exit`` anomaly. A ``container_separation`` container stays at
-the wharf when its carrier sails.
+``exit_requires_release`` and then outside it, a release event is emitted at its
+last report inside (the normal case; one per exit, as each exit consumes one),
+except for the injected ``container_zone_exit`` anomaly (one label per exit).
+A ``container_separation`` container stays at the wharf when its carrier sails.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy.typing as npt
 import shapely
 
 from geofence import geodesy
+from geofence.decode.iso6346 import iso6346_check_digit, iso6346_remainder
 from geofence.fence import ZoneKind, ZoneSet
-from geofence.simulate.iso6346 import iso6346_check_digit, iso6346_remainder
 from geofence.simulate.tracks import Track
 
 __all__ = ["ContainerRows", "ContainerSpec", "container_id", "container_reports"]
@@ -112,13 +112,12 @@ def container_reports(
         if f.kind is not ZoneKind.CUSTOMS or not f.params.exit_requires_release:
             continue
         inside = shapely.contains_xy(f.geometry, lon, lat)
-        exits = np.flatnonzero(inside[:-1] & ~inside[1:])
-        if len(exits) == 0:
-            continue
-        k = int(exits[0])  # one release per container and customs area: before its first exit
-        if spec.suppress_release:
-            labels.append({"anomaly": "container_zone_exit", "start": float(ts[k + 1]), "end": float(ts[k + 1]),
-                           "zone_id": f.id})
-        else:
-            out.add([ts[k] + 20], spec.id, lon[k : k + 1], lat[k : k + 1], "", "release", f.id)
+        # one release before every exit (a route may leave the area, cross it again and leave again: each exit
+        # consumes a release); the anomalous container gets none, and a label per exit
+        for k in np.flatnonzero(inside[:-1] & ~inside[1:]).tolist():
+            if spec.suppress_release:
+                labels.append({"anomaly": "container_zone_exit", "start": float(ts[k + 1]), "end": float(ts[k + 1]),
+                               "zone_id": f.id})
+            else:
+                out.add([ts[k] + 20], spec.id, lon[k : k + 1], lat[k : k + 1], "", "release", f.id)
     return labels

@@ -19,6 +19,7 @@ from geofence.fence import ZoneKind, ZoneSet
 from geofence.simulate.anomalies import ANOMALY_TYPES, Injected, Planner
 from geofence.simulate.containers import ContainerRows, ContainerSpec, container_id, container_reports
 from geofence.simulate.network import Network, build_network
+from geofence.simulate.outages import Outage, choose_outages
 from geofence.simulate.tracks import sample
 from geofence.simulate.traffic import Vessel, conflicting_pairs, make_vessel, normal_track, rng_for
 from geofence.timefmt import iso_utc
@@ -53,6 +54,9 @@ class SimConfig:
         Share of normal vessels that also declare a plan (they must not deviate from it).
     gps_noise_m
         Standard deviation of the position noise per axis.
+    receiver_outages
+        Shore stations that fall silent for 60-90 min (``feed_outage`` labels, see
+        :mod:`geofence.simulate.outages`); None = 1 when anomalies are injected, else 0.
     """
 
     vessels: int = 50
@@ -63,6 +67,7 @@ class SimConfig:
     anomalies_per_type: int | None = None
     plan_fraction: float = 0.1
     gps_noise_m: float = 5.0
+    receiver_outages: int | None = None
 
     def __post_init__(self) -> None:
         if self.vessels < 1:
@@ -73,6 +78,8 @@ class SimConfig:
             raise ConfigError(f"downsample_s={self.downsample_s}: must be >= 0 (0 turns downsampling off)")
         if self.anomalies_per_type is not None and self.anomalies_per_type < 0:
             raise ConfigError(f"anomalies_per_type={self.anomalies_per_type}: must be >= 0")
+        if self.receiver_outages is not None and self.receiver_outages < 0:
+            raise ConfigError(f"receiver_outages={self.receiver_outages}: must be >= 0 (0 turns outages off)")
 
     def per_type(self) -> int:
         if self.anomalies_per_type is not None:
@@ -352,30 +359,82 @@ def simulate(zones: ZoneSet, config: SimConfig) -> Simulation:
         cog=cat[4][o], heading=cat[5][o].astype(np.int64), status=cat[6][o].astype(np.uint8),
         receiver=_receivers(stations, cat[1][o], cat[2][o]),
     )
-    statics = _statics(vessels, reports, net)
+    # receiver outages: a station falls silent (after every vessel anomaly is placed, so it can avoid them)
+    n_out = cfg.receiver_outages if cfg.receiver_outages is not None else (1 if per > 0 else 0)
+    windows: dict[int, list[tuple[float, float]]] = {}
+    for inj in injected:
+        windows.setdefault(vessels[inj.vessel].mmsi, []).append((inj.start_s, inj.end_s))
+    for ci, _role in container_roles:
+        windows.setdefault(vessels[ci].mmsi, []).append((-np.inf, np.inf))
+    keep_rep, outages = choose_outages(reports.ts, reports.mmsi, reports.receiver, windows, n_out, t0, t_end,
+                                       rng_for(cfg.seed, 888))
+    if len(outages) < n_out:
+        notes.append(f"receiver outage: only {len(outages)} of {n_out} injected (no station heard enough vessels "
+                     "free of other anomalies)")
+    if not keep_rep.all():
+        reports = _take(reports, keep_rep)
+    rows = _rows_by_vessel(reports)
+    statics = _drop_silenced_statics(_statics(vessels, reports, net, rows), vessels, outages)
     containers, c_labels = _containers(cfg, vessels, zones, t0, t_end, container_roles, dropped)
-    labels = _labels(vessels, reports, injected, zones) + c_labels
+    labels = _labels(vessels, reports, injected, zones, rows) + c_labels + [_outage_label(x) for x in outages]
     labels.sort(key=lambda d: (d["start"], d["subject_id"], d.get("anomaly", ""), d.get("visit_zone", "")))
-    plans = _plans(cfg, vessels, injected, normal, dropped, reports, used)
+    plans = _plans(cfg, vessels, injected, normal, dropped, reports, used, rows)
     notes = list(dict.fromkeys(notes))
     return Simulation(cfg, vessels, reports, statics, containers, labels, plans, notes, stations)
 
 
-def _statics(vessels: list[Vessel], reports: Reports, net: Network) -> list[tuple[int, int, str]]:
+def _take(r: Reports, keep: npt.NDArray[np.bool_]) -> Reports:
+    return Reports(ts=r.ts[keep], mmsi=r.mmsi[keep], vessel=r.vessel[keep], lon=r.lon[keep], lat=r.lat[keep],
+                   sog=r.sog[keep], cog=r.cog[keep], heading=r.heading[keep], status=r.status[keep],
+                   receiver=r.receiver[keep])
+
+
+def _drop_silenced_statics(
+    statics: list[tuple[int, int, str]], vessels: list[Vessel], outages: list[Outage]
+) -> list[tuple[int, int, str]]:
+    """A silent station forwards no static messages either."""
+    if not outages:
+        return statics
+    out = []
+    for t, vi, dest in statics:
+        m = str(vessels[vi].mmsi)
+        if not any(o.start_s <= t < o.end_s and m in o.silence_s for o in outages):
+            out.append((t, vi, dest))
+    return out
+
+
+def _outage_label(o: Outage) -> dict[str, Any]:
+    return {"subject_id": o.station, "types": ANOMALY_TYPES["feed_outage"], "start": iso_utc(o.last_before_s),
+            "end": iso_utc(o.first_after_s), "anomaly": "feed_outage", "silenced": o.silenced(),
+            "silence_s": {m: o.silence_s[m] for m in sorted(o.silence_s)}}
+
+
+def _rows_by_vessel(reports: Reports) -> dict[int, npt.NDArray[np.intp]]:
+    """Row indices of each vessel's reports, in time order (the reports are sorted by time)."""
+    order = np.argsort(reports.vessel, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(reports.vessel[order])) + 1)
+    return {int(reports.vessel[g[0]]): g for g in groups if len(g)}
+
+
+def _statics(
+    vessels: list[Vessel], reports: Reports, net: Network, rows: dict[int, npt.NDArray[np.intp]]
+) -> list[tuple[int, int, str]]:
     out: list[tuple[int, int, str]] = []
+    empty = np.zeros(0, dtype=np.intp)
     for v in vessels:
-        ts = reports.ts[reports.vessel == v.index]
+        ts = reports.ts[rows.get(v.index, empty)]
         if len(ts) == 0:
             continue
         t_knots = np.asarray(v.track.t)
-        for t in range(int(ts[0]) + 1, int(ts[-1]), _STATIC_S):
-            # no statics while the transmitter is silent (gap): need a position report within 3 min
-            k = int(np.searchsorted(ts, t))
-            if min(abs(t - int(ts[min(k, len(ts) - 1)])), abs(t - int(ts[max(k - 1, 0)]))) > 200:
-                continue
-            seg = max(int(np.searchsorted(t_knots, t, side="right")) - 1, 0)
-            dest = v.track.dest[min(seg, len(v.track.dest) - 1)]
-            out.append((t, v.index, net.stops[dest].destination if dest >= 0 else ""))
+        t = np.arange(int(ts[0]) + 1, int(ts[-1]), _STATIC_S, dtype=np.int64)
+        # no statics while the transmitter is silent (gap): need a position report within 200 s
+        k = np.searchsorted(ts, t)
+        near = np.minimum(np.abs(t - ts[np.minimum(k, len(ts) - 1)]), np.abs(t - ts[np.maximum(k - 1, 0)]))
+        t = t[near <= 200]
+        seg = np.maximum(np.searchsorted(t_knots, t, side="right") - 1, 0)
+        dests = np.asarray(v.track.dest)[np.minimum(seg, len(v.track.dest) - 1)]
+        for tt, dest in zip(t.tolist(), dests.tolist(), strict=True):
+            out.append((tt, v.index, net.stops[dest].destination if dest >= 0 else ""))
     out.sort(key=lambda x: (x[0], vessels[x[1]].mmsi))
     return out
 
@@ -416,12 +475,16 @@ def _containers(
     return cols, labels
 
 
-def _labels(vessels: list[Vessel], reports: Reports, injected: list[Injected], zones: ZoneSet) -> list[dict[str, Any]]:
+def _labels(
+    vessels: list[Vessel], reports: Reports, injected: list[Injected], zones: ZoneSet,
+    rows: dict[int, npt.NDArray[np.intp]],
+) -> list[dict[str, Any]]:
     by_id = zones.by_id()
     out: list[dict[str, Any]] = []
+    empty = np.zeros(0, dtype=np.intp)
     for inj in injected:
         v = vessels[inj.vessel]
-        mask = reports.vessel == v.index
+        mask = rows.get(v.index, empty)
         ts, lon, lat = reports.ts[mask], reports.lon[mask], reports.lat[mask]
         start, end = inj.start_s, inj.end_s
         exact = inj.anomaly in ("ais_gap", "overspeed", "dwell_exceeded", "position_jump")
@@ -450,8 +513,8 @@ def _labels(vessels: list[Vessel], reports: Reports, injected: list[Injected], z
             lab["other_id"] = str(vessels[inj.extra["other"]].mmsi)
         out.append(lab)
     for v in vessels:
-        mask = reports.vessel == v.index
-        if not mask.any():
+        mask = rows.get(v.index, empty)
+        if not len(mask):
             continue
         ts, lon, lat = reports.ts[mask], reports.lon[mask], reports.lat[mask]
         for visit in v.visits:
@@ -469,7 +532,7 @@ def _labels(vessels: list[Vessel], reports: Reports, injected: list[Injected], z
 
 def _plans(
     cfg: SimConfig, vessels: list[Vessel], injected: list[Injected], normal: list[int], dropped: set[int],
-    reports: Reports, used: set[int],
+    reports: Reports, used: set[int], rows: dict[int, npt.NDArray[np.intp]],
 ) -> list[dict[str, Any]]:
     plans: list[dict[str, Any]] = []
     for inj in injected:
@@ -489,7 +552,7 @@ def _plans(
         if i in dropped or i in used or r.uniform() >= cfg.plan_fraction:
             continue
         v = vessels[i]
-        ts = reports.ts[reports.vessel == i]
+        ts = reports.ts[rows.get(i, np.zeros(0, dtype=np.intp))]
         if len(ts) < 2:
             continue
         t, lon, lat = v.track.arrays()

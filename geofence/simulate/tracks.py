@@ -50,8 +50,10 @@ class Track:
     lat: list[float] = field(default_factory=list)
     status: list[int] = field(default_factory=list)
     dest: list[int] = field(default_factory=list)
+    _cache: dict[str, tuple[F64, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def start(self, t_s: float, lon: float, lat: float, status: int = STATUS_UNDERWAY, dest: int = -1) -> None:
+        self._cache.clear()
         self.t.append(float(t_s))
         self.lon.append(float(lon))
         self.lat.append(float(lat))
@@ -66,6 +68,7 @@ class Track:
         """Sail from the current position through the given points; ``kn[i]`` is the speed to reach point i."""
         if len(lon) == 0:
             return
+        self._cache.clear()
         plon = np.concatenate([[self.lon[-1]], lon])
         plat = np.concatenate([[self.lat[-1]], lat])
         dist = geodesy.distance_m(plon[:-1], plat[:-1], plon[1:], plat[1:])
@@ -81,12 +84,17 @@ class Track:
 
     def dwell(self, duration_s: float, status: int, dest: int = -1) -> None:
         """Stay at the current position for ``duration_s``."""
+        self._cache.clear()
         self.status[-1] = status
         self.dest[-1] = dest
         self.start(self.t[-1] + duration_s, self.lon[-1], self.lat[-1], status, dest)
 
     def arrays(self) -> tuple[F64, F64, F64]:
-        return np.asarray(self.t), np.asarray(self.lon), np.asarray(self.lat)
+        """The knots as arrays (cached until the track changes; do not modify them)."""
+        got = self._cache.get("arrays")
+        if got is None:
+            got = self._cache["arrays"] = (np.asarray(self.t), np.asarray(self.lon), np.asarray(self.lat))
+        return got[0], got[1], got[2]
 
     def position_at(self, ts: npt.ArrayLike) -> tuple[F64, F64]:
         """Return the true (lon, lat) at the given times (clamped to the track's ends)."""
@@ -95,7 +103,10 @@ class Track:
         return np.interp(q, t, lon), np.interp(q, t, lat)
 
     def segment_speeds(self) -> tuple[F64, F64]:
-        """Return (speed_kn, course_deg) of every segment; course carries over through stops."""
+        """Return (speed_kn, course_deg) of every segment; course carries over through stops (cached)."""
+        got = self._cache.get("speeds")
+        if got is not None:
+            return got[0], got[1]
         t, lon, lat = self.arrays()
         dist = geodesy.distance_m(lon[:-1], lat[:-1], lon[1:], lat[1:])
         dt = np.diff(t)
@@ -107,6 +118,7 @@ class Track:
         first = int(np.argmax(moving)) if moving.any() else 0
         idx[idx < 0] = first
         course = az[idx] if len(az) else az
+        self._cache["speeds"] = (kn, course)
         return kn, course
 
 

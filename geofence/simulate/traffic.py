@@ -21,6 +21,7 @@ from geofence.simulate.tracks import STATUS_ANCHORED, STATUS_MOORED, Track
 
 __all__ = [
     "ENCOUNTER_CHECK_M",
+    "SLOW_CHECK_KN",
     "Vessel",
     "Visit",
     "conflicting_pairs",
@@ -39,8 +40,11 @@ __all__ = [
 F64 = npt.NDArray[np.float64]
 
 #: Normal vessels never stay within this distance of each other for more than ``_CONFLICT_MIN`` minutes
-#: outside port, berth and anchorage fences.
+#: outside port, berth and anchorage fences while either of them is slower than ``SLOW_CHECK_KN``.
 ENCOUNTER_CHECK_M = 500.0
+#: Under way (faster than this) vessels may pass and overtake each other freely: that is normal river traffic,
+#: and it must not raise encounters. 2 kn is the encounter rule's release speed.
+SLOW_CHECK_KN = 2.0
 _CONFLICT_MIN = 3
 
 _NAMES = ("CHANGJIANG", "YUXIN", "MINSHENG", "HANGJUN", "XINGANG", "JIANGHAI", "SANXIA", "CHUAN", "XIANG", "HUAHANG")
@@ -233,9 +237,19 @@ def _excluded_mask(zones: ZoneSet, lon: F64, lat: F64) -> npt.NDArray[np.bool_]:
 
 
 def conflicting_pairs(
-    zones: ZoneSet, tracks: list[Track], t0_s: float, t_end_s: float, step_s: float = 60.0
+    zones: ZoneSet,
+    tracks: list[Track],
+    t0_s: float,
+    t_end_s: float,
+    step_s: float = 60.0,
+    slow_kn: float | None = SLOW_CHECK_KN,
 ) -> set[tuple[int, int]]:
-    """Return pairs (i < j) of tracks within 500 m for more than 3 minutes outside port/berth/anchorage fences."""
+    """Return pairs (i < j) of tracks within 500 m for more than 3 minutes outside port/berth/anchorage fences.
+
+    Only minutes where at least one of the two is slower than ``slow_kn`` (default ``SLOW_CHECK_KN``; None: any
+    speed) count: passing and overtaking under way is normal traffic (and a test that the encounter rule ignores
+    it), lying together slowly is not.
+    """
     n = len(tracks)
     if n < 2:
         return set()
@@ -248,6 +262,17 @@ def conflicting_pairs(
     lat0 = float(np.nanmean(lat))
     x = lon * 111_320.0 * np.cos(np.radians(lat0))
     y = lat * 110_574.0
+    # slow = moved less than SLOW_CHECK_KN x step in the step before or after (cheap, on the grid already sampled)
+    step_m = np.hypot(np.diff(x, axis=0), np.diff(y, axis=0))
+    lim = (np.inf if slow_kn is None else slow_kn) * 1852.0 / 3600.0 * step_s
+    slow = np.zeros(x.shape, dtype=bool)
+    if slow_kn is None:
+        slow[:] = True
+    elif len(grid) > 1:
+        slow[1:] |= step_m < lim
+        slow[:-1] |= step_m < lim
+    else:
+        slow[:] = True
     order = np.argsort(x, axis=1)
     xs = np.take_along_axis(x, order, 1)
     hits_t: list[npt.NDArray[np.int64]] = []
@@ -263,7 +288,7 @@ def conflicting_pairs(
         a = order[ti, ci]
         b = order[ti, ci + k]
         d = np.hypot(x[ti, a] - x[ti, b], y[ti, a] - y[ti, b])
-        ok = (d < ENCOUNTER_CHECK_M) & ~excl[ti, a] & ~excl[ti, b]
+        ok = (d < ENCOUNTER_CHECK_M) & ~excl[ti, a] & ~excl[ti, b] & (slow[ti, a] | slow[ti, b])
         hits_t.append(ti[ok])
         hits_a.append(np.minimum(a, b)[ok])
         hits_b.append(np.maximum(a, b)[ok])
