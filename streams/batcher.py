@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["micro_batches"]
 
@@ -50,18 +50,28 @@ async def micro_batches(
     loop = asyncio.get_running_loop()
     batch: list[T] = []
     deadline: float | None = None
+    # One pending get() survives a timeout: asyncio.wait(timeout=...) never cancels it, so a chunk taken
+    # off the queue at the moment the deadline fires is not lost (wait_for would cancel and drop it).
+    getter: asyncio.Future[object] | None = None
     try:
         while True:
-            if deadline is None:
-                item = await _get_or_fail(queue, task)
-            else:
-                timeout = deadline - loop.time()
-                try:
-                    item = await asyncio.wait_for(_get_or_fail(queue, task), timeout=max(0.0, timeout))
-                except TimeoutError:
-                    out, batch, deadline = batch, [], None
-                    yield out
-                    continue
+            if getter is None:
+                getter = asyncio.ensure_future(queue.get())
+            waitables: set[asyncio.Future[Any]] = {getter}
+            if not task.done():
+                waitables.add(task)
+            elif task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+            timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            done, _ = await asyncio.wait(waitables, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                if task in done:
+                    continue  # the pump ended: its error is raised above, or its _END is in the queue
+                out, batch, deadline = batch, [], None  # the time bound: emit what there is
+                yield out
+                continue
+            item = getter.result()
+            getter = None
             if item is _END:
                 break
             seq: Sequence[T] = item  # type: ignore[assignment]
@@ -79,28 +89,9 @@ async def micro_batches(
             yield batch
         await task  # re-raise a source error
     finally:
+        if getter is not None:
+            getter.cancel()
         if not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-async def _get_or_fail(queue: asyncio.Queue[object], task: asyncio.Task[None]) -> object:
-    """Next queue item; if the pump died with an error first, re-raise it here."""
-    if not queue.empty():
-        return queue.get_nowait()
-    getter = asyncio.ensure_future(queue.get())
-    try:
-        await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        getter.cancel()
-        raise
-    if getter.done():
-        return getter.result()
-    getter.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await getter
-    exc = task.exception()
-    if exc is not None:
-        raise exc
-    return _END

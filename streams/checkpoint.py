@@ -2,29 +2,26 @@
 
 File ``STATE/checkpoint.bin``::
 
-    GEOFENCE-CHECKPOINT 1\\n
-    {JSON header}\\n
+    GEOFENCE-CHECKPOINT 2\n
+    {JSON header}\n
     <engine snapshot bytes>
 
 The header holds ``seq`` (increasing), ``finished`` (input fully consumed and
-``engine.finish()`` done), ``inputs`` (per input: ``name``, ``lines`` = number of
-lines fully processed, ``bytes`` = byte offset just after them for plain files or
-``null``, ``eof``, ``decoder_state`` base64 or ``null``), ``totals`` (counts,
-dead-letter reasons, alert lines) and ``engine_len``/``engine_sha256`` of the
-trailing snapshot. It is written atomically: temp file in the same directory,
-fsync, rename over the old one, fsync of the directory. A torn or corrupt file
-is refused with an error instead of being half-used.
+``engine.finish()`` done), ``inputs`` (per input, see :class:`InputOffset`),
+``totals`` (counts, dead-letter reasons, alert lines) and
+``engine_len``/``engine_sha256`` of the trailing snapshot. It is written
+atomically: temp file in the same directory, fsync, rename over the old one,
+fsync of the directory. A torn or corrupt file, or one of another format
+version, is refused with an error instead of being half-used.
 """
 
 from __future__ import annotations
 
-import base64
-import builtins
 import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import orjson
 
@@ -33,39 +30,61 @@ from geofence.errors import ConfigError
 __all__ = ["CHECKPOINT_NAME", "Checkpoint", "InputOffset", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_NAME = "checkpoint.bin"
-_MAGIC = b"GEOFENCE-CHECKPOINT 1\n"
+_MAGIC = b"GEOFENCE-CHECKPOINT 2\n"
+_MAGIC_PREFIX = b"GEOFENCE-CHECKPOINT "
 
 
 @dataclass(frozen=True, slots=True)
 class InputOffset:
-    """How far one input has been processed (and made durable downstream)."""
+    """How far one input has been processed (and made durable downstream).
+
+    Attributes
+    ----------
+    name
+        The input's name (file path or URL).
+    lines
+        Live input: lines processed. File input: lines whose decode results
+        (accounting, dead letters) are delivered; the file's records themselves
+        are counted by ``records``.
+    eof
+        The input is completely processed (a file: all its records delivered).
+    closed
+        File input: the decoder's end-of-input results (expired multipart groups) are delivered.
+    records
+        File input: elements (positions + static reports) of the event-time merge of all
+        file inputs that came from this input and are delivered.
+    reordered
+        File input: it was not in event-time order and is processed sorted.
+    """
 
     name: str
     lines: int
-    bytes: Optional[int] = None  # noqa: UP045 - the field name 'bytes' shadows the builtin for mypy
     eof: bool = False
-    decoder_state: builtins.bytes | None = None
+    closed: bool = False
+    records: int = 0
+    reordered: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready form (decoder state base64)."""
+        """JSON-ready form."""
         return {
             "name": self.name,
             "lines": self.lines,
-            "bytes": self.bytes,
             "eof": self.eof,
-            "decoder_state": None if self.decoder_state is None else base64.b64encode(self.decoder_state).decode(),
+            "closed": self.closed,
+            "records": self.records,
+            "reordered": self.reordered,
         }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> InputOffset:
         """Inverse of :meth:`to_json`."""
-        raw = obj.get("decoder_state")
         return cls(
             name=str(obj["name"]),
             lines=int(obj["lines"]),
-            bytes=None if obj.get("bytes") is None else int(obj["bytes"]),
             eof=bool(obj.get("eof", False)),
-            decoder_state=None if raw is None else base64.b64decode(raw),
+            closed=bool(obj.get("closed", False)),
+            records=int(obj.get("records", 0)),
+            reordered=bool(obj.get("reordered", False)),
         )
 
 
@@ -128,6 +147,9 @@ def load_checkpoint(state_dir: str | Path) -> Checkpoint | None:
     data = path.read_bytes()
     fix = f"move {path} away to start from the beginning"
     if not data.startswith(_MAGIC):
+        if data.startswith(_MAGIC_PREFIX):
+            version = data[len(_MAGIC_PREFIX) : data.find(b"\n")][:16].decode("ascii", "replace")
+            raise ConfigError(f"{path} is a version {version} checkpoint, this runner reads version 2; {fix}")
         raise ConfigError(f"{path} is not a geofence checkpoint (bad magic); {fix}")
     end = data.find(b"\n", len(_MAGIC))
     if end < 0:

@@ -2,30 +2,46 @@
 
 Stages and backpressure
 -----------------------
-One task per input reads lines and puts micro-batches (``batch_size`` lines, or
-whatever a live source delivered within ``max_delay_s``) on a bounded queue. The
-core task decodes each batch with that input's decoder and calls
+Live inputs (stdin, TCP, UDP, Kafka; :mod:`streams.sources`) each have a task
+that puts micro-batches (``batch_size`` lines, or whatever arrived within
+``max_delay_s``) on a bounded queue. File inputs share one task (see below). The
+core task decodes live batches with that input's decoder and calls
 ``engine.process`` (in a worker thread, so the loop stays responsive), then puts
 the alert lines and dead letters on a second bounded queue. The sink task writes
 each batch to every sink and flushes them. With both queues bounded (``queue_batches``
 each), a slow sink blocks the core, which blocks the sources: file reading pauses
 and live sockets stop being read, instead of memory growing.
 
+File inputs: event-time order
+-----------------------------
+File inputs are decoded once, in ``--input`` order (pass 1): each batch's
+accounting and dead letters go down the pipeline as they are found, while its
+positions and static reports go into a :class:`streams.order.RecordSorter`,
+which holds at most ``sort_memory_bytes`` and spills sorted runs to a temporary
+directory beyond that. Pass 2 hands the engine the records of all file inputs
+merged in event-time order (stable: ties keep input order). A file already in
+order is processed exactly in line order; one that is not (the Suez CSV is
+grouped by vessel) is processed sorted, and the summary names it in
+``sorted_inputs`` and ``notes``. Live inputs are not sorted: they rely on the
+engine's reorder tolerance.
+
 Checkpoints (``state_dir``)
 ---------------------------
 Every ``checkpoint_every_s`` (and on shutdown) the core takes ``engine.snapshot()``
-right after a batch, together with each input's offset (lines fully processed,
-byte offset for plain files, decoder state when the decoder can snapshot) and the
-running totals, and sends it down the sink queue as a *barrier*. The sink task
-writes the checkpoint file only when it reaches the barrier, i.e. after every
-sink has flushed the alerts of everything before it. Hence at-least-once: after a
-crash, the lines since the last checkpoint are processed again and their alert
-lines re-emitted, identical by (alert_id, status, ts); nothing is lost.
+right after a batch, together with each input's offset (:class:`streams.checkpoint.InputOffset`:
+file lines whose decode results are delivered, elements of the merge delivered,
+live lines processed) and the running totals, and sends it down the sink queue as
+a *barrier*. The sink task writes the checkpoint file only when it reaches the
+barrier, i.e. after every sink has flushed the alerts of everything before it.
+Hence at-least-once: after a crash, what came after the last checkpoint is
+processed again and its alert lines re-emitted, identical by (alert_id, status,
+ts); nothing is lost.
 
-On resume a file input continues after its offset. A decoder without a snapshot
-is rebuilt by re-decoding the prefix and discarding the output ("warm-up"), so
-multipart groups, dedupe memory, CSV headers and the untimed clock are exactly as
-before the crash.
+On resume the file inputs are decoded again from their start (the sort is
+deterministic), without re-delivering the decode results already delivered, and
+pass 2 skips the merged elements already delivered. A Kafka input's offsets are
+committed only once they are covered by a checkpoint (without ``--state``: once
+the sinks flushed), so its consumer group resumes where the checkpoint is.
 
 Shutdown
 --------
@@ -41,17 +57,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gzip
 import inspect
+import logging
 import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
+import numpy as np
 import orjson
 
 from geofence.alerts import Alert
@@ -60,9 +77,12 @@ from geofence.decode.accounting import Counts, DecodeResult
 from geofence.engine_api import Engine, EngineStats
 from geofence.errors import ConfigError, GeofenceError
 from geofence.fence import ZoneSet
+from geofence.positions import PositionBatch, StaticReport
 from streams.batcher import micro_batches
 from streams.checkpoint import Checkpoint, InputOffset, load_checkpoint, save_checkpoint
+from streams.order import DEFAULT_MEMORY_BYTES, MergedChunk, RecordSorter, static_effect_key
 from streams.sinks import DeadLetterJsonlSink, Sink, open_sink
+from streams.sources import RawLines, file_head, file_line_batches, open_source, parse_source_url, stdin_chunks
 from streams.stats import RunStats
 from streams.summary import build_summary, write_summary
 
@@ -82,7 +102,6 @@ __all__ = [
 ]
 
 _HEAD_BYTES = 65536
-_READ_HINT = 1 << 20
 
 
 class DecoderLike(Protocol):
@@ -124,7 +143,7 @@ class StrictStop(GeofenceError):
 
 @dataclass(frozen=True, slots=True)
 class FileInput:
-    """A file (plain or gzip, detected by magic bytes); resumable from an offset."""
+    """A file (plain or gzip, detected by magic bytes), processed in event-time order; resumable."""
 
     path: Path
 
@@ -136,7 +155,11 @@ class FileInput:
 
 @dataclass(frozen=True, slots=True)
 class LiveInput:
-    """A live source (stdin, TCP, UDP, Kafka): an async iterable of raw line chunks, not resumable."""
+    """A live source (stdin, TCP, UDP, Kafka): an async iterable of raw line chunks, not resumable.
+
+    When the iterable has an ``async commit_lines(n)`` method (Kafka), the runner
+    calls it with the number of lines, counted from this start, that are durable.
+    """
 
     name: str
     open: Callable[[], AsyncIterable[Sequence[bytes]]]
@@ -160,6 +183,22 @@ class RunResult:
     checkpoints_written: int
     stats: RunStats
     max_lines_in_flight: int = 0
+    #: File inputs that were not in event-time order and were processed sorted.
+    sorted_inputs: list[str] = field(default_factory=list)
+    #: All file inputs (merged into one event-time order).
+    file_inputs: list[str] = field(default_factory=list)
+    #: Sorted runs spilled to disk (0 when the files fit in the sort memory); stderr only.
+    spill_runs: int = 0
+
+    def notes(self) -> list[str]:
+        """Human-readable remarks for the summary (deterministic: no paths of temp files, no timings)."""
+        out = [
+            f"{name}: not in event-time order; processed sorted by event time (stable: ties keep line order)"
+            for name in self.sorted_inputs
+        ]
+        if len(self.file_inputs) > 1:
+            out.append(f"{len(self.file_inputs)} file inputs processed as one stream merged by event time")
+        return out
 
     def summary(self, zone_version: str | None = None) -> dict[str, Any]:
         """The ``--summary`` mapping (no wall-clock figures)."""
@@ -172,6 +211,8 @@ class RunResult:
             engine=self.engine_stats,
             finished=self.finished,
             zone_version=zone_version,
+            sorted_inputs=self.sorted_inputs,
+            notes=self.notes(),
         )
 
 
@@ -180,27 +221,51 @@ class RunResult:
 
 @dataclass(slots=True)
 class _Raw:
+    """Lines of a live input, decoded by the core."""
+
     idx: int
     lines: list[bytes]
     first_line: int
     end_line: int
-    end_byte: int | None
     arrival_ts_s: float | None
-    warmup: bool = False
+
+
+@dataclass(slots=True)
+class _Decoded:
+    """Pass 1 of a file: accounting and dead letters of lines up to ``end_line`` (records went to the sorter)."""
+
+    idx: int
+    result: DecodeResult
+    end_line: int
+    n_lines: int
+    closed: bool = False
+
+
+@dataclass(slots=True)
+class _Merged:
+    """Pass 2: a slice of all file inputs' records in event-time order."""
+
+    chunk: MergedChunk
+
+
+class _Tick:
+    """Time passed: checkpoint if something was processed since the last one (idle live inputs)."""
 
 
 @dataclass(slots=True)
 class _End:
     idx: int
-    stopped: bool  # True: stopped by a signal (no decoder.close())
-    closed_before: bool = False  # the input had ended before the checkpoint we resumed from
+    stopped: bool  # True: stopped by a signal (no decoder.close(), not eof)
+    already: bool = False  # the input had ended before the checkpoint we resumed from
 
 
 @dataclass(slots=True)
 class _Out:
     alerts: list[Alert]
     dead: list[DeadLetter]
-    lines: int
+    units: int  # lines (live, pass 1) or merged elements (pass 2): for the in-flight figure
+    idx: int | None = None  # live input whose lines up to end_line this makes durable
+    end_line: int | None = None
 
 
 @dataclass(slots=True)
@@ -218,93 +283,14 @@ class _InputState:
     live: bool
     decoder: DecoderLike | None = None
     lines: int = 0
-    bytes: int | None = None
+    closed: bool = False
+    records: int = 0
+    reordered: bool = False
     eof: bool = False
     ended: bool = False
-
-
-# -- file reading --------------------------------------------------------------------------------
-
-
-def _open_binary(path: Path) -> tuple[BinaryIO, bool]:
-    with open(path, "rb") as probe:
-        magic = probe.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rb"), True  # type: ignore[return-value]
-    return open(path, "rb"), False
-
-
-def _head(path: Path) -> bytes:
-    fh, _ = _open_binary(path)
-    with fh:
-        return fh.read(_HEAD_BYTES)
-
-
-def _file_batches(path: Path, start_line: int, start_byte: int | None, batch_size: int) -> Iterator[_Raw]:
-    """Yield batches of raw lines (newline stripped) after the first ``start_line`` lines.
-
-    For plain files with a known ``start_byte`` the file is sought; otherwise the
-    first ``start_line`` lines are read and skipped.
-    """
-    fh, compressed = _open_binary(path)
-    with fh:
-        line_no = 0
-        pos: int | None = None if compressed else 0
-        if start_line and start_byte is not None and not compressed:
-            fh.seek(start_byte)
-            line_no, pos = start_line, start_byte
-        pending: list[bytes] = []
-        while True:
-            chunk = fh.readlines(_READ_HINT)
-            if not chunk:
-                break
-            if line_no < start_line:
-                skip = min(start_line - line_no, len(chunk))
-                if pos is not None:
-                    pos += sum(len(x) for x in chunk[:skip])
-                line_no += skip
-                chunk = chunk[skip:]
-            pending.extend(chunk)
-            while len(pending) >= batch_size:
-                batch, pending = pending[:batch_size], pending[batch_size:]
-                yield _make_raw(batch, line_no, pos)
-                line_no += len(batch)
-                if pos is not None:
-                    pos += sum(len(x) for x in batch)
-        if pending:
-            yield _make_raw(pending, line_no, pos)
-
-
-def _make_raw(raw_lines: list[bytes], done_before: int, pos: int | None) -> _Raw:
-    end_byte = None if pos is None else pos + sum(len(x) for x in raw_lines)
-    return _Raw(
-        idx=-1,
-        lines=[x.rstrip(b"\r\n") for x in raw_lines],
-        first_line=done_before + 1,
-        end_line=done_before + len(raw_lines),
-        end_byte=end_byte,
-        arrival_ts_s=None,
-    )
-
-
-async def stdin_chunks() -> AsyncIterator[list[bytes]]:
-    """Lines of standard input as they arrive (a live source: no offsets)."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 24)
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
-    try:
-        rest = b""
-        while True:
-            data = await reader.read(_READ_HINT)
-            if not data:
-                break
-            parts = (rest + data).split(b"\n")
-            rest = parts.pop()
-            yield [p.rstrip(b"\r") for p in parts]
-        if rest:
-            yield [rest.rstrip(b"\r")]
-    finally:
-        transport.close()
+    source: object = None  # the live iterable (for commit_lines)
+    carried: list[StaticReport] = field(default_factory=list)  # live: static reports not yet in effect
+    base_line: int = 0  # live: lines counted before this process started reading
 
 
 # -- the runner ------------------------------------------------------------------------------------
@@ -331,6 +317,8 @@ class Runner:
         stats_stream: TextIO | None = None,
         strict: bool = False,
         core_in_thread: bool = True,
+        sort_memory_bytes: int = DEFAULT_MEMORY_BYTES,
+        sort_dir: str | Path | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size={batch_size} must be >= 1")
@@ -338,6 +326,8 @@ class Runner:
             raise ConfigError(f"queue_batches={queue_batches} must be >= 1")
         if max_delay_s <= 0:
             raise ConfigError(f"max_delay_s={max_delay_s} must be > 0")
+        if sort_memory_bytes <= 0:
+            raise ConfigError(f"sort_memory_bytes={sort_memory_bytes} must be > 0 (e.g. --sort-memory-mb 256)")
         self.inputs = list(inputs)
         if not self.inputs:
             raise ConfigError("no inputs; give at least one --input (use '-' for stdin)")
@@ -354,6 +344,8 @@ class Runner:
         self.stats_stream = stats_stream
         self.strict = strict
         self.core_in_thread = core_in_thread
+        self.sort_memory_bytes = sort_memory_bytes
+        self.sort_dir = sort_dir
         self.stats = RunStats()
         self._stop = asyncio.Event()
         self._states = [_InputState(i.name, isinstance(i, LiveInput)) for i in self.inputs]
@@ -367,14 +359,16 @@ class Runner:
         self._processed_since_resume = False
         self._ckpts_written = 0
         self._last_ckpt_mono = time.monotonic()
+        self._dirty = False  # processed something since the last checkpoint
         self._engine_stats: EngineStats | None = None
-        self._q_in: asyncio.Queue[_Raw | _End] | None = None
+        self._q_in: asyncio.Queue[_Raw | _Decoded | _Merged | _End | _Tick] | None = None
         self._q_out: asyncio.Queue[_Out | _Barrier | _Done] | None = None
-        # Backpressure figures: lines read by sources minus lines through the sinks.
+        # Backpressure figures: units (lines, or merged records) put on queue_in minus units through the sinks.
         self.lines_read = 0
         self.lines_delivered = 0
         self.max_lines_in_flight = 0
         self.source_blocked_s = 0.0
+        self.spill_runs = 0
         self._resume = resume
         if resume is not None:
             self._apply_resume(resume)
@@ -388,7 +382,13 @@ class Runner:
                 f"{[s.name for s in self._states]}; pass the same --input list or use a fresh --state directory"
             )
         for st, off in zip(self._states, ckpt.inputs, strict=True):
-            st.lines, st.bytes, st.eof = off.lines, off.bytes, off.eof
+            st.lines, st.eof, st.closed, st.records, st.reordered = (
+                off.lines,
+                off.eof,
+                off.closed,
+                off.records,
+                off.reordered,
+            )
         t = ckpt.totals
         counts = t.get("counts") or {}
         reasons = dict(counts.get("dead_letter_reasons") or {})
@@ -406,7 +406,7 @@ class Runner:
         self._stop.set()
 
     # -- sources -------------------------------------------------------------------
-    async def _put_in(self, item: _Raw | _End) -> None:
+    async def _put_in(self, item: _Raw | _Decoded | _Merged | _End | _Tick) -> None:
         q_in = self._q_in
         if q_in is None:
             raise RuntimeError("runner queues not set up")
@@ -416,42 +416,112 @@ class Runner:
             self.source_blocked_s += time.monotonic() - t0
         else:
             q_in.put_nowait(item)
-        if isinstance(item, _Raw) and not item.warmup:
-            self.lines_read += len(item.lines)
+        units = _units(item)
+        if units:
+            self.lines_read += units
             self.max_lines_in_flight = max(self.max_lines_in_flight, self.lines_read - self.lines_delivered)
 
-    async def _file_source(self, idx: int, inp: FileInput) -> None:
-        st = self._states[idx]
-        if st.eof:  # finished before the checkpoint; nothing more to read
-            await self._put_in(_End(idx, stopped=False, closed_before=True))
+    async def _files_source(self, idxs: list[int]) -> None:
+        """Pass 1 (decode every file into the sorter) then pass 2 (the merge); see the module docstring."""
+        states = [self._states[i] for i in idxs]
+        if all(st.eof for st in states):  # finished before the checkpoint; nothing more to read
+            for i in idxs:
+                await self._put_in(_End(i, stopped=False, already=True))
             return
-        off = self._resume.inputs[idx] if self._resume is not None else None
-        restored = off is not None and off.decoder_state is not None and _restore_decoder(st.decoder, off.decoder_state)
-        start = st.lines if restored else 0
-        warm_until = 0 if restored else st.lines
-        for raw in _file_batches(inp.path, start, st.bytes if restored else None, self.batch_size):
+        sorter = RecordSorter(self.sort_memory_bytes, self.sort_dir)
+        merged: list[Generator[MergedChunk, None, None]] = []
+        try:
+            completed = await self._sorted_files(idxs, sorter, merged)
+        finally:  # before the last _End: the run is over once the core has seen it
+            await asyncio.to_thread(_close_sorter, sorter, merged[0] if merged else None)
+        await self._end_files(idxs, stopped=not completed)
+
+    async def _sorted_files(
+        self, idxs: list[int], sorter: RecordSorter, merged: list[Generator[MergedChunk, None, None]]
+    ) -> bool:
+        """Both passes; False when a stop was requested."""
+        for i in idxs:
+            if not await self._decode_file(i, sorter):
+                return False
+        for i in idxs:
+            self._states[i].reordered = sorter.reordered(i)
+        skip = sum(self._states[i].records for i in idxs)
+        merged.append(await asyncio.to_thread(sorter.merge, self.batch_size, skip))  # spills the last run, if any
+        self.spill_runs = sorter.runs
+        while True:
             if self._stop.is_set():
-                await self._put_in(_End(idx, stopped=True))
-                return
-            raw.idx = idx
-            if raw.end_line <= warm_until:
-                raw.warmup = True
-            elif raw.first_line <= warm_until:  # batch straddles the resume point: split it
-                cut = warm_until - raw.first_line + 1
-                await self._put_in(_Raw(idx, raw.lines[:cut], raw.first_line, warm_until, None, None, warmup=True))
-                raw = _Raw(idx, raw.lines[cut:], warm_until + 1, raw.end_line, raw.end_byte, None)
-            await self._put_in(raw)
-            await asyncio.sleep(0)
-        await self._put_in(_End(idx, stopped=self._stop.is_set()))
+                return False
+            chunk = await asyncio.to_thread(next, merged[0], None)
+            if chunk is None:
+                return True
+            await self._put_in(_Merged(chunk))
+
+    async def _end_files(self, idxs: list[int], *, stopped: bool) -> None:
+        for i in idxs:
+            await self._put_in(_End(i, stopped=stopped))
+
+    async def _decode_file(self, idx: int, sorter: RecordSorter) -> bool:
+        """Pass 1 over one file; False when a stop was requested."""
+        st = self._states[idx]
+        inp = self.inputs[idx]
+        if not isinstance(inp, FileInput) or st.decoder is None:
+            raise RuntimeError(f"input {st.name} is not a file with a decoder")
+        done = st.lines  # lines whose decode results were delivered before the checkpoint we resumed from
+        last_line = 0
+        batches = file_line_batches(inp.path, self.batch_size)
+        try:
+            while True:
+                if self._stop.is_set():
+                    return False
+                step = await asyncio.to_thread(self._pass1_step, idx, batches, st.decoder, sorter, done)
+                if step is None:
+                    break
+                raw, result = step
+                last_line = raw.end_line
+                if result is not None:
+                    await self._put_in(_Decoded(idx, result, raw.end_line, len(raw.lines)))
+        finally:
+            with contextlib.suppress(ValueError):  # "generator already executing" after a cancel
+                batches.close()
+        result = await asyncio.to_thread(self._pass1_feed, idx, st.decoder, sorter, None, 0)
+        if not st.closed:
+            await self._put_in(_Decoded(idx, result, max(last_line, done), 0, closed=True))
+        return True
+
+    def _pass1_step(
+        self, idx: int, batches: Generator[RawLines, None, None], dec: DecoderLike, sorter: RecordSorter, done: int
+    ) -> tuple[RawLines, DecodeResult | None] | None:
+        """Read and decode the next batch (worker thread); result None for lines delivered before a resume."""
+        raw = next(batches, None)
+        if raw is None:
+            return None
+        if raw.end_line <= done:  # warm-up: rebuild decoder state and the sort, output was delivered before
+            self._pass1_feed(idx, dec, sorter, raw.lines, raw.first_line)
+            return raw, None
+        if raw.first_line <= done:  # the resume point falls inside this batch: split it there
+            cut = done - raw.first_line + 1
+            self._pass1_feed(idx, dec, sorter, raw.lines[:cut], raw.first_line)
+            raw = RawLines(raw.lines[cut:], done + 1, raw.end_line)
+        return raw, self._pass1_feed(idx, dec, sorter, raw.lines, raw.first_line)
+
+    @staticmethod
+    def _pass1_feed(
+        idx: int, dec: DecoderLike, sorter: RecordSorter, lines: list[bytes] | None, first_line: int
+    ) -> DecodeResult:
+        """Decode (``lines=None``: close the decoder); records go to the sorter, the rest is returned."""
+        res = dec.close() if lines is None else dec.feed(lines, first_line, None)
+        sorter.add(idx, res.positions, res.statics)
+        return DecodeResult(positions=PositionBatch.empty(), dead=list(res.dead), counts=res.counts)
 
     async def _live_source(self, idx: int, inp: LiveInput) -> None:
         st = self._states[idx]
-        line_no = st.lines
+        line_no = st.base_line = st.lines
         stopped = False
         pending: asyncio.Future[None] | None = None
+        st.source = source = inp.open()
         try:
-            async for lines in micro_batches(inp.open(), max_lines=self.batch_size, max_delay_s=self.max_delay_s):
-                raw = _Raw(idx, list(lines), line_no + 1, line_no + len(lines), None, time.time())
+            async for lines in micro_batches(source, max_lines=self.batch_size, max_delay_s=self.max_delay_s):
+                raw = _Raw(idx, list(lines), line_no + 1, line_no + len(lines), time.time())
                 line_no += len(lines)
                 # Shielded: a stop while waiting for queue space must not drop a batch already read.
                 pending = asyncio.ensure_future(self._put_in(raw))
@@ -473,27 +543,42 @@ class Runner:
             st.decoder = self.decoder_factory(st.name, head, st.live)
         return st.decoder
 
-    def _core_step(self, item: _Raw | _End) -> list[_Out | _Barrier]:
-        """Decode + engine for one queue item (runs in a worker thread); returns what to send on."""
+    def _core_step(self, item: _Raw | _Decoded | _Merged | _End | _Tick) -> list[_Out | _Barrier]:
+        """Decode/engine for one queue item (runs in a worker thread); returns what to send on."""
         out: list[_Out | _Barrier] = []
-        st = self._states[item.idx]
+        if isinstance(item, _Tick):
+            due = time.monotonic() - self._last_ckpt_mono >= self.checkpoint_every_s
+            if self._dirty and self.state_dir is not None and due:
+                out.append(self._barrier())
+            return out
         if isinstance(item, _Raw):
+            st = self._states[item.idx]
             dec = st.decoder or self._decoder_for(item.idx, b"\n".join(item.lines[:2000])[:_HEAD_BYTES])
             result = dec.feed(item.lines, item.first_line, item.arrival_ts_s)
-            if item.warmup:  # re-decoding the prefix only rebuilds decoder state; output was delivered before
-                return out
-            out.append(self._handle(result, len(item.lines)))
-            st.lines, st.bytes = item.end_line, item.end_byte
+            out.append(self._handle(result, len(item.lines), item.idx, item.end_line))
+            st.lines = item.end_line
+        elif isinstance(item, _Decoded):
+            st = self._states[item.idx]
+            self._processed_since_resume = True
+            out.append(self._account([], list(item.result.dead), item.result.counts, units=item.n_lines))
+            st.lines = item.end_line
+            st.closed = st.closed or item.closed
+        elif isinstance(item, _Merged):
+            out.append(self._merged(item.chunk))
         else:
+            st = self._states[item.idx]
             st.ended = True
+            if st.live and (item.stopped or st.decoder is None or item.already) and st.carried:
+                self.engine.add_statics(st.carried)  # a stop: the checkpoint's engine state includes them
+                st.carried = []
             if not item.stopped:
                 st.eof = True
-                if st.decoder is not None and not item.closed_before:
-                    out.append(self._handle(st.decoder.close(), 0))
+                if st.live and st.decoder is not None and not item.already:
+                    out.append(self._handle(st.decoder.close(), 0, item.idx))
         if all(s.ended for s in self._states):
             if all(s.eof for s in self._states) and not (self._resumed_finished and not self._processed_since_resume):
                 eo = self.engine.finish()
-                out.append(self._account(eo.alerts, eo.dead, DecodeResult.empty(), 0))
+                out.append(self._account(eo.alerts, list(eo.dead), Counts(), engine_dead=eo.dead))
                 self._finished = True
             if self.state_dir is not None:
                 out.append(self._barrier())
@@ -501,24 +586,67 @@ class Runner:
             out.append(self._barrier())
         return out
 
-    def _handle(self, result: DecodeResult, n_lines: int) -> _Out:
+    def _handle(self, result: DecodeResult, n_lines: int, idx: int, end_line: int | None = None) -> _Out:
+        """A live batch: positions through the engine, static reports applied where they take effect."""
         self._processed_since_resume = True
-        if result.statics:
-            self.engine.add_statics(result.statics)
-        if len(result.positions):
-            eo = self.engine.process(result.positions)
-            return self._account(eo.alerts, [*result.dead, *eo.dead], result, n_lines, engine_dead=eo.dead)
-        return self._account([], list(result.dead), result, n_lines)
+        st = self._states[idx]
+        alerts: list[Alert] = []
+        engine_dead: list[DeadLetter] = []
+        chunk, st.carried = _place_statics(result.positions, [*st.carried, *result.statics])
+        if end_line is None and st.carried:  # end of the input: nothing later to wait for
+            chunk.statics.extend((len(result.positions), 0, r) for r in st.carried)
+            st.carried = []
+        for statics, part in chunk.segments():
+            if statics:
+                self.engine.add_statics(statics)
+            if len(part):
+                eo = self.engine.process(part)
+                alerts.extend(eo.alerts)
+                engine_dead.extend(eo.dead)
+        return self._account(
+            alerts,
+            [*result.dead, *engine_dead],
+            result.counts,
+            engine_dead=engine_dead,
+            reached=result.counts.positions,
+            units=n_lines,
+            idx=idx,
+            end_line=end_line,
+        )
+
+    def _merged(self, chunk: MergedChunk) -> _Out:
+        """Pass 2: the merged records through the engine, static reports applied where they fall."""
+        self._processed_since_resume = True
+        alerts: list[Alert] = []
+        engine_dead: list[DeadLetter] = []
+        for statics, part in chunk.segments():
+            if statics:
+                self.engine.add_statics(statics)
+            if len(part):
+                eo = self.engine.process(part)
+                alerts.extend(eo.alerts)
+                engine_dead.extend(eo.dead)
+        for src, n in chunk.per_input().items():
+            self._states[src].records += n
+        return self._account(
+            alerts, engine_dead, Counts(), engine_dead=engine_dead, reached=len(chunk.positions), units=chunk.elements
+        )
 
     def _account(
         self,
         alerts: list[Alert],
         dead: list[DeadLetter],
-        result: DecodeResult,
-        n_lines: int,
+        counts: Counts,
+        *,
         engine_dead: Sequence[DeadLetter] = (),
+        reached: int = 0,
+        units: int = 0,
+        idx: int | None = None,
+        end_line: int | None = None,
     ) -> _Out:
-        self._counts.merge(result.counts)
+        """Add one step's figures to the totals; ``reached`` = positions handed to the engine (before lateness)."""
+        self._dirty = True
+        self._counts.merge(counts)
         for reason, n in Counter(d.reason for d in engine_dead).items():
             self._counts.move_to_dead(min(n, self._counts.positions), reason)
         if self.strict and dead:
@@ -529,12 +657,12 @@ class Runner:
         self._engine_stats = self.engine.stats()
         self.stats.engine = self._engine_stats
         self.stats.record(
-            input_lines=result.counts.input_lines,
-            positions=result.counts.positions - len(engine_dead),
+            input_lines=counts.input_lines,
+            positions=max(0, reached - len(engine_dead)),
             dead_letter=len(dead),
             alert_lines=len(alerts),
         )
-        return _Out(alerts, dead, n_lines)
+        return _Out(alerts, dead, units, idx, end_line)
 
     def _totals(self) -> dict[str, Any]:
         return {
@@ -546,14 +674,11 @@ class Runner:
 
     def _barrier(self) -> _Barrier:
         self._seq += 1
+        self._dirty = False
         self._last_ckpt_mono = time.monotonic()
         inputs = tuple(
             InputOffset(
-                name=s.name,
-                lines=s.lines,
-                bytes=s.bytes,
-                eof=s.eof,
-                decoder_state=_decoder_snapshot(s.decoder),
+                name=s.name, lines=s.lines, eof=s.eof, closed=s.closed, records=s.records, reordered=s.reordered
             )
             for s in self._states
         )
@@ -595,17 +720,41 @@ class Runner:
                 if self.state_dir is not None:
                     await asyncio.to_thread(save_checkpoint, self.state_dir, item.ckpt)
                     self._ckpts_written += 1
+                    for k, off in enumerate(item.ckpt.inputs):
+                        await self._commit(k, off.lines)
                 continue
+            # Every write is flushed before the next item, so a batch with nothing to write needs no flush.
+            flushes: list[Awaitable[None]] = []
             if item.alerts:
                 for sink in self.sinks:
                     await sink.write(item.alerts)
+                flushes.extend(s.flush() for s in self.sinks)
             if item.dead and self.dead_sink is not None:
                 await self.dead_sink.write(item.dead)
-            flushes = [s.flush() for s in self.sinks]
-            if self.dead_sink is not None:
                 flushes.append(self.dead_sink.flush())
-            await asyncio.gather(*flushes)
-            self.lines_delivered += item.lines
+            if flushes:
+                await asyncio.gather(*flushes)
+            self.lines_delivered += item.units
+            if self.state_dir is None and item.idx is not None and item.end_line is not None:
+                await self._commit(item.idx, item.end_line)
+
+    async def _commit(self, idx: int, end_line: int) -> None:
+        """Tell a live source (Kafka) that its lines up to ``end_line`` are durable."""
+        st = self._states[idx]
+        hook = getattr(st.source, "commit_lines", None)
+        if st.live and hook is not None and end_line > st.base_line:
+            await hook(end_line - st.base_line)
+
+    async def _tick_loop(self) -> None:
+        """While inputs are idle, let the core checkpoint what it processed (and a Kafka input commit it)."""
+        if self.state_dir is None:
+            return
+        interval = max(self.checkpoint_every_s, 0.05)
+        q_in = self._q_in
+        while True:
+            await asyncio.sleep(interval)
+            if self._dirty and q_in is not None and q_in.empty():  # a busy core checkpoints on its own
+                q_in.put_nowait(_Tick())
 
     async def _stats_loop(self) -> None:
         if self.stats_every_s <= 0:
@@ -647,9 +796,9 @@ class Runner:
             for sink in to_start:
                 await sink.start()
                 started.append(sink)
-            for idx, inp in enumerate(self.inputs):  # file decoders exist up front (resume may restore them)
+            for idx, inp in enumerate(self.inputs):  # file decoders exist up front (format from the head)
                 if isinstance(inp, FileInput):
-                    self._decoder_for(idx, _head(inp.path))
+                    self._decoder_for(idx, file_head(inp.path, _HEAD_BYTES))
             await self._pipeline()
         finally:
             for sig in installed:
@@ -671,15 +820,19 @@ class Runner:
             checkpoints_written=self._ckpts_written,
             stats=self.stats,
             max_lines_in_flight=self.max_lines_in_flight,
+            sorted_inputs=[s.name for s in self._states if s.reordered],
+            file_inputs=[s.name for s in self._states if not s.live],
+            spill_runs=self.spill_runs,
         )
 
     async def _pipeline(self) -> None:
         sources: list[asyncio.Task[None]] = []
         live: list[asyncio.Task[None]] = []
+        files = [idx for idx, inp in enumerate(self.inputs) if isinstance(inp, FileInput)]
+        if files:
+            sources.append(asyncio.create_task(self._files_source(files), name="source files"))
         for idx, inp in enumerate(self.inputs):
-            if isinstance(inp, FileInput):
-                sources.append(asyncio.create_task(self._file_source(idx, inp), name=f"source {inp.name}"))
-            else:
+            if isinstance(inp, LiveInput):
                 task = asyncio.create_task(self._live_source(idx, inp), name=f"source {inp.name}")
                 sources.append(task)
                 live.append(task)
@@ -689,7 +842,11 @@ class Runner:
             for t in live:
                 t.cancel()
 
-        helpers = [asyncio.create_task(self._stats_loop()), asyncio.create_task(stop_live())]
+        helpers = [
+            asyncio.create_task(self._stats_loop()),
+            asyncio.create_task(stop_live()),
+            asyncio.create_task(self._tick_loop()),
+        ]
         core = asyncio.create_task(self._core(), name="core")
         sink = asyncio.create_task(self._sink_stage(), name="sinks")
         try:
@@ -706,21 +863,48 @@ class Runner:
             await asyncio.gather(*sources, core, sink, *helpers, return_exceptions=True)
 
 
-def _decoder_snapshot(decoder: DecoderLike | None) -> bytes | None:
-    snap = getattr(decoder, "snapshot", None)
-    if decoder is None or snap is None or not callable(getattr(decoder, "restore", None)):
-        return None
-    data = snap()
-    return data if isinstance(data, bytes) else None
+def _place_statics(
+    positions: PositionBatch, statics: Sequence[StaticReport]
+) -> tuple[MergedChunk, list[StaticReport]]:
+    """A live batch with its static reports placed where they take effect, as in the merge of file inputs.
+
+    Each goes before the first position at or after the next whole minute of event
+    time after its own time (:func:`streams.order.static_effect_key`), so that a
+    vessel's new voyage data does not reach positions reported before it just because
+    they share a batch; without a time, at the start. Reports whose minute is not
+    reached in this batch are returned, to be placed in the next one.
+    """
+    placed: list[tuple[int, int, StaticReport]] = []
+    carried: list[StaticReport] = []
+    ts = np.asarray(positions.ts_s, dtype=np.float64)
+    for r in statics:
+        if r.ts_s is None:
+            placed.append((0, 0, r))
+            continue
+        later = np.flatnonzero(ts > static_effect_key(r.ts_s))
+        if later.size:
+            placed.append((int(later[0]), 0, r))
+        else:
+            carried.append(r)
+    placed.sort(key=lambda x: x[0])  # stable: reports keep their order at one place
+    return MergedChunk(positions, np.zeros(len(positions), dtype=np.int64), placed), carried
 
 
-def _restore_decoder(decoder: DecoderLike | None, state: bytes) -> bool:
-    """Restore decoder state in place via ``decoder.restore(bytes)``; False when unsupported."""
-    restore = getattr(decoder, "restore", None)
-    if decoder is None or restore is None:
-        return False
-    restore(state)
-    return True
+def _units(item: _Raw | _Decoded | _Merged | _End | _Tick) -> int:
+    if isinstance(item, _Raw):
+        return len(item.lines)
+    if isinstance(item, _Decoded):
+        return item.n_lines
+    if isinstance(item, _Merged):
+        return item.chunk.elements
+    return 0
+
+
+def _close_sorter(sorter: RecordSorter, merged: Generator[MergedChunk, None, None] | None) -> None:
+    sorter.close()
+    if merged is not None:
+        with contextlib.suppress(ValueError):  # still running in a cancelled worker thread: it stops on its own
+            merged.close()
 
 
 async def run(
@@ -740,6 +924,8 @@ async def run(
     stats_stream: TextIO | None = None,
     strict: bool = False,
     handle_signals: bool = False,
+    sort_memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    sort_dir: str | Path | None = None,
 ) -> RunResult:
     """Run the embedded pipeline over ``inputs`` and return its :class:`RunResult`.
 
@@ -775,6 +961,10 @@ async def run(
         Stop with :class:`StrictStop` at the first dead letter.
     handle_signals
         Install SIGINT/SIGTERM handlers for a clean stop (entry points only).
+    sort_memory_bytes
+        Memory of the event-time sort of file inputs before it spills runs to disk.
+    sort_dir
+        Parent directory of the sort's spill files (default: the system temp dir).
     """
     runner = Runner(
         inputs,
@@ -791,6 +981,8 @@ async def run(
         stats_every_s=stats_every_s,
         stats_stream=stats_stream,
         strict=strict,
+        sort_memory_bytes=sort_memory_bytes,
+        sort_dir=sort_dir,
     )
     return await runner.run(handle_signals=handle_signals)
 
@@ -844,6 +1036,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queue-batches", type=int, default=4, help="bounded queue capacity in batches (default 4)")
     parser.add_argument("--checkpoint-every-s", type=float, default=5.0, help="checkpoint interval (default 5 s)")
     parser.add_argument("--stats-every-s", type=float, default=10.0, help="stats line interval, 0 = off (default 10)")
+    parser.add_argument(
+        "--sort-memory-mb",
+        type=float,
+        default=DEFAULT_MEMORY_BYTES / (1 << 20),
+        metavar="MB",
+        help="memory for sorting file inputs by event time before spilling to $TMPDIR (default 256)",
+    )
     parser.add_argument(
         "--spool-dir", default=None, metavar="DIR", help="webhook spool (default STATE/spool or $TMPDIR)"
     )
@@ -962,20 +1161,18 @@ def default_decoder_factory(args: argparse.Namespace) -> DecoderFactory:
 
 
 def build_inputs(specs: Sequence[str]) -> list[Input]:
-    """Map ``--input`` values to runner inputs: files are resumable, everything else is live."""
+    """Map ``--input`` values to runner inputs: files are resumable and sorted, everything else is live.
+
+    URLs are validated here (a bad one is a :class:`ConfigError`, exit 2); live
+    sources open only when the run starts.
+    """
     out: list[Input] = []
     for spec in specs or ["-"]:
         if spec == "-":
             out.append(LiveInput("-", stdin_chunks))
         elif "://" in spec and not spec.startswith("file://"):
-            try:
-                from streams import sources  # type: ignore[attr-defined,unused-ignore]
-            except ImportError:
-                raise ConfigError(f"input {spec!r}: live sources need streams.sources, which is missing") from None
-            opener = getattr(sources, "open_source", None)
-            if opener is None:
-                raise ConfigError(f"input {spec!r}: streams.sources has no open_source(url)")
-            out.append(LiveInput(spec, _bind_opener(opener, spec)))
+            parse_source_url(spec)
+            out.append(LiveInput(spec, _bind_opener(spec)))
         else:
             path = Path(spec.removeprefix("file://"))
             if not path.is_file():
@@ -984,8 +1181,33 @@ def build_inputs(specs: Sequence[str]) -> list[Input]:
     return out
 
 
-def _bind_opener(opener: Callable[[str], AsyncIterable[Sequence[bytes]]], url: str) -> Callable[[], Any]:
-    return lambda: opener(url)
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse numeric options out of range before anything is built (exit 2)."""
+    for name, value, low in (
+        ("--batch-size", args.batch_size, 1),
+        ("--queue-batches", args.queue_batches, 1),
+        ("--max-delay-ms", args.max_delay_ms, 1e-9),
+        ("--sort-memory-mb", args.sort_memory_mb, 1e-9),
+        ("--untimed-step-s", args.untimed_step_s, 1e-9),
+    ):
+        if not value >= low:
+            raise ConfigError(f"{name} {value} must be > 0")
+
+
+def _bind_opener(url: str) -> Callable[[], AsyncIterable[Sequence[bytes]]]:
+    return lambda: open_source(url)
+
+
+def _setup_logging() -> None:
+    """Source and sink notices (reconnects, spooling) on stderr as ``geofence: ...`` lines."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("geofence: %(message)s"))
+        root.addHandler(handler)
+    logger = logging.getLogger("streams")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
 
 
 def run_cli(
@@ -1002,7 +1224,10 @@ def run_cli(
     replace the real ones (tests).
     """
     err = stats_stream if stats_stream is not None else sys.stderr
+    _setup_logging()
     try:
+        _check_numbers(args)
+        inputs = build_inputs(args.input)
         from zones.catalogue import default_catalogue_path
         from zones.loader import load_zones
 
@@ -1010,7 +1235,6 @@ def run_cli(
         factory = engine_factory or _DefaultEngineFactory(args.rules, args.baseline, args.plans)
         ckpt = load_checkpoint(args.state) if args.state else None
         engine = factory.new(zones) if ckpt is None else factory.restore(ckpt.engine_state, zones)
-        inputs = build_inputs(args.input)
         decoders = decoder_factory or default_decoder_factory(args)
         sinks = [
             open_sink(
@@ -1046,11 +1270,15 @@ def run_cli(
                 stats_stream=stats_stream,
                 strict=args.strict,
                 handle_signals=True,
+                sort_memory_bytes=int(args.sort_memory_mb * (1 << 20)),
             )
         )
     except StrictStop as exc:
         print(f"geofence run: --strict: {exc}", file=err)
         return 1
+    except ConfigError as exc:  # found once the run started: a decoder option, a port to listen on, ...
+        print(f"geofence run: {exc}", file=err)
+        return 2
     except GeofenceError as exc:
         print(f"geofence run: {exc}", file=err)
         return 3
@@ -1061,6 +1289,12 @@ def run_cli(
         print(f"geofence run: {type(exc).__name__}: {exc}", file=err)
         return 3
     print(result.stats.final_line(), file=err)
+    if result.sorted_inputs or result.spill_runs:
+        print(
+            f"geofence: sorted by event time: {', '.join(result.sorted_inputs) or 'no input needed it'}"
+            f" ({result.spill_runs} run(s) spilled to disk)",
+            file=err,
+        )
     if args.summary:
         write_summary(args.summary, result.summary(zone_version=zones.version))
     return 0

@@ -97,10 +97,19 @@ class RunStats:
         )
 
     def final_line(self) -> str:
-        """The timing figures of the whole run (stderr only, never in the summary)."""
+        """The whole run's figures (stderr only: the timing ones are never in the summary).
+
+        Besides elapsed time and positions/s it repeats the stats line's event-time
+        figures, which the summary also holds (``watermark_delay_s``, ``open_alerts``,
+        the dead-letter share).
+        """
         elapsed = max(self.mono() - self.started_mono, 1e-9)
+        pct = 100.0 * self.dead_letter / self.input_lines if self.input_lines else None
+        open_alerts = None if self.engine is None else self.engine.open_alerts
         return (
             f"geofence-run elapsed_s={elapsed:.2f} positions={self.positions} "
             f"positions_per_s={self.positions / elapsed:.0f} input_lines={self.input_lines} "
-            f"dead_letter={self.dead_letter} alert_lines={self.alert_lines} lag_s={fmt_num(self.lag_s())}"
+            f"dead_letter={self.dead_letter} dead_letter_pct={fmt_num(pct, 3)} alert_lines={self.alert_lines} "
+            f"lag_s={fmt_num(self.lag_s())} watermark_delay_s={fmt_num(self.watermark_delay_s())} "
+            f"open_alerts={'-' if open_alerts is None else open_alerts}"
         )

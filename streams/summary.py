@@ -31,15 +31,18 @@ def build_summary(
     engine: EngineStats | None,
     finished: bool,
     zone_version: str | None = None,
+    sorted_inputs: Sequence[str] = (),
     notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Assemble the summary mapping.
 
     Fields: ``inputs``, ``counts`` (the accounting buckets, see docs/ingest.md),
-    ``dead_letter_reasons``, ``accounting_balanced``, ``alert_lines`` (and by type
-    and status), ``open_alerts``, ``subjects``, ``late``, ``watermark``,
-    ``max_event_ts``, ``watermark_delay_s``, ``finished`` (input fully consumed),
-    ``zone_version`` and ``notes``.
+    ``dead_letter_reasons``, ``dead_letter_rate`` (dead letters / input lines),
+    ``accounting_balanced``, ``alert_lines`` (and by type and status),
+    ``open_alerts``, ``subjects``, ``late``, ``watermark``, ``max_event_ts``,
+    ``watermark_delay_s``, ``finished`` (input fully consumed), ``zone_version``,
+    ``sorted_inputs`` (file inputs that were not in event-time order and were
+    processed sorted) and ``notes``.
     """
     c = counts.to_dict()
     reasons = c.pop("dead_letter_reasons")
@@ -49,6 +52,7 @@ def build_summary(
         "inputs": list(inputs),
         "counts": c,
         "dead_letter_reasons": reasons,
+        "dead_letter_rate": round(counts.dead_letter / counts.input_lines, 6) if counts.input_lines else 0.0,
         "accounting_balanced": counts.balanced(),
         "alert_lines": alert_lines,
         "alert_lines_by_type": dict(sorted(alert_lines_by_type.items())),
@@ -61,6 +65,7 @@ def build_summary(
         "watermark_delay_s": None if wm is None or newest is None else round(newest - wm, 3),
         "finished": finished,
         "zone_version": zone_version,
+        "sorted_inputs": list(sorted_inputs),
         "notes": list(notes),
     }
 

@@ -11,7 +11,8 @@ time) passes it. Its state round-trips through :meth:`FakeEngine.snapshot` /
 ``python -m tests.fakes [geofence run options]`` runs :func:`streams.runner.run_cli`
 with the fake decoder and the fake engine (``FAKE_ENGINE=real``: the real
 ``geofence.engine.Engine``), as the kill -9 test does. ``FAKE_DELAY_S`` slows each
-decoder ``feed`` call down so a test can kill the process mid-run.
+decoder ``feed`` call and each ``engine.process`` call down so a test can kill the
+process mid-run, while the file is decoded (pass 1) or merged through the engine (pass 2).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "fake_decoder_factory",
     "make_alert",
     "read_triples",
+    "sim_world",
     "write_track_jsonl",
 ]
 
@@ -342,15 +344,89 @@ def read_triples(path: Path) -> list[tuple[str, str, str]]:
     return out
 
 
+class SlowEngine:
+    """Delegates to ``inner``; ``process`` sleeps ``delay_s`` first (to kill a runner mid-run)."""
+
+    def __init__(self, inner: Any, delay_s: float) -> None:
+        self._inner = inner
+        self._delay_s = delay_s
+
+    def process(self, batch: PositionBatch) -> EngineOutput:
+        time.sleep(self._delay_s)
+        out: EngineOutput = self._inner.process(batch)
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class SlowEngineFactory:
+    """Wraps another engine factory's engines in :class:`SlowEngine`."""
+
+    def __init__(self, inner: Any, delay_s: float) -> None:
+        self._inner = inner
+        self._delay_s = delay_s
+
+    def new(self, zones: ZoneSet) -> SlowEngine:
+        return SlowEngine(self._inner.new(zones), self._delay_s)
+
+    def restore(self, data: bytes, zones: ZoneSet) -> SlowEngine:
+        return SlowEngine(self._inner.restore(data, zones), self._delay_s)
+
+
+#: Fairway corridors kept in :func:`sim_world`'s zones (the others make the fence grid slow to build).
+SIM_FAIRWAYS = ("fw-cq-yichang",)
+
+
+def sim_world(directory: Path, *, vessels: int = 30, hours: float = 3.0, seed: int = 5) -> dict[str, Path]:
+    """Simulated Yangtze traffic and zones for end-to-end runs of ``geofence run`` with the real engine.
+
+    Zones: the shipped catalogue without the fairway corridors other than :data:`SIM_FAIRWAYS`,
+    and with learned-percentile dwell limits (``"p99"``) replaced by 240 minutes, so that no
+    baseline is needed and the engine builds in well under a second. Traffic: ``vessels``
+    vessels for ``hours`` hours, one injected anomaly per type, reports every 30 s at most,
+    as NMEA (``nmea``), as JSONL (``jsonl``) and as the JSONL grouped by subject (``grouped``,
+    out of event-time order like the Suez CSV). Returns the paths by those names plus ``zones``.
+    """
+    from geofence.simulate import SimConfig, jsonl_lines, nmea_lines, simulate
+    from zones import default_catalogue_path, load_zones
+
+    catalogue = orjson.loads(default_catalogue_path().read_bytes())
+    kept = []
+    for feature in catalogue["features"]:
+        props = feature["properties"]
+        if props["kind"] == "fairway" and props["id"] not in SIM_FAIRWAYS:
+            continue
+        if isinstance(props.get("max_dwell_min"), str):
+            props["max_dwell_min"] = 240
+        kept.append(feature)
+    catalogue["features"] = kept
+    zones = directory / "zones.geojson"
+    zones.write_bytes(orjson.dumps(catalogue))
+    config = SimConfig(vessels=vessels, hours=hours, seed=seed, anomalies_per_type=1, downsample_s=30.0)
+    sim = simulate(load_zones([default_catalogue_path()]), config)
+    nmea, jsonl, grouped = directory / "traffic.nmea", directory / "traffic.jsonl", directory / "grouped.jsonl"
+    nmea.write_bytes(b"".join(s.encode("ascii") + b"\n" for s in nmea_lines(sim)))
+    lines = jsonl_lines(sim)
+    jsonl.write_bytes(b"".join(x + b"\n" for x in lines))
+    grouped.write_bytes(b"".join(x + b"\n" for x in sorted(lines, key=lambda x: str(orjson.loads(x)["id"]))))
+    return {"zones": zones, "nmea": nmea, "jsonl": jsonl, "grouped": grouped}
+
+
 def _main(argv: Sequence[str]) -> int:
     import argparse
 
-    from streams.runner import add_run_arguments, run_cli
+    from streams.runner import _DefaultEngineFactory, add_run_arguments, run_cli
 
     parser = argparse.ArgumentParser(prog="python -m tests.fakes")
     add_run_arguments(parser)
-    factory = None if os.environ.get("FAKE_ENGINE") == "real" else FakeEngineFactory()
-    return run_cli(parser.parse_args(argv), engine_factory=factory, decoder_factory=fake_decoder_factory)
+    args = parser.parse_args(argv)
+    real = os.environ.get("FAKE_ENGINE") == "real"
+    factory: Any = _DefaultEngineFactory(args.rules, args.baseline, args.plans) if real else FakeEngineFactory()
+    delay_s = float(os.environ.get("FAKE_DELAY_S", "0") or 0)
+    if delay_s:
+        factory = SlowEngineFactory(factory, delay_s)
+    return run_cli(args, engine_factory=factory, decoder_factory=fake_decoder_factory)
 
 
 if __name__ == "__main__":

@@ -183,3 +183,88 @@ async def test_console_sink_prints_one_readable_line_per_alert() -> None:
     assert len(lines) == 2
     assert lines[0].startswith("1970-01-01T00:01:40Z  OPEN") and "413000001" in lines[0] and "@ z1" in lines[0]
     assert "dwell_s=100.0" in lines[1]
+
+
+# -- every sink at once, through geofence run ----------------------------------------------------------
+
+
+@pytest.mark.kafka
+async def test_every_sink_at_once_through_geofence_run(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """stdout, JSONL, SQLite, Kafka (Tansu) and a webhook in one ``geofence run``: the same alert lines in each."""
+    import asyncio
+    import sys
+
+    from aiohttp import web
+
+    from tests.conftest import need
+    from tests.fakes import read_triples, sim_world
+
+    try:
+        from streams.tansu import TansuBroker, tansu_binary
+
+        tansu_binary()
+    except Exception as exc:
+        need(False, f"tansu broker unavailable: {exc}")
+        return
+    from aiokafka import AIOKafkaConsumer
+
+    d = tmp_path_factory.mktemp("all-sinks")
+    world = sim_world(d)
+    geofence = str(Path(sys.executable).parent / "geofence")
+    base = [geofence, "run", "--zones", str(world["zones"]), "--input", str(world["nmea"]), "--stats-every-s", "0"]
+    ref = await asyncio.create_subprocess_exec(*base, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    ref_out, ref_err = await asyncio.wait_for(ref.communicate(), timeout=120)
+    assert ref.returncode == 0, ref_err.decode()
+    expected = sorted((o["alert_id"], o["status"], o["ts"]) for o in map(orjson.loads, ref_out.splitlines()))
+    assert len(expected) > 30
+
+    hook_lines: list[bytes] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        hook_lines.extend(x for x in (await request.read()).splitlines() if x)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        with TansuBroker() as broker:
+            proc = await asyncio.create_subprocess_exec(
+                *base,
+                "--alerts", "-", "--alerts", str(d / "a.jsonl"), "--alerts", f"sqlite:///{d / 'a.db'}",
+                "--alerts", f"kafka://{broker.bootstrap}/geofence.alerts",
+                "--alerts", f"http://127.0.0.1:{port}/hook", "--spool-dir", str(d / "spool"),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=120)
+            assert proc.returncode == 0, stderr.decode()
+            consumer = AIOKafkaConsumer(
+                "geofence.alerts", bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest"
+            )
+            await consumer.start()
+            kafka_lines: list[bytes] = []
+            try:
+                deadline = asyncio.get_running_loop().time() + 30
+                while len(kafka_lines) < len(expected) and asyncio.get_running_loop().time() < deadline:
+                    for recs in (await consumer.getmany(timeout_ms=500)).values():
+                        kafka_lines.extend(r.value for r in recs if r.value is not None)
+            finally:
+                await consumer.stop()
+    finally:
+        await runner.cleanup()
+
+    def triples(lines: list[bytes]) -> list[tuple[str, str, str]]:
+        return sorted((o["alert_id"], o["status"], o["ts"]) for o in map(orjson.loads, lines))
+
+    assert stdout == ref_out  # byte for byte, in output order
+    assert (d / "a.jsonl").read_bytes() == ref_out
+    assert sorted(read_triples(d / "a.jsonl")) == expected
+    with sqlite3.connect(d / "a.db") as db:
+        assert sorted(db.execute("SELECT alert_id, status, ts FROM alerts").fetchall()) == expected
+    assert triples(kafka_lines) == expected
+    assert b"\n".join(hook_lines) + b"\n" == ref_out  # the webhook got every line once, in order
