@@ -6,13 +6,21 @@ recordings and stores percentiles here. A rule value such as
 for this zone and ship type", so warnings come from history rather than
 guesses. Ship types are grouped into classes (AIS ship-type codes), with the
 zone-wide ``all`` class as fallback when a class has too few visits.
+
+Percentiles are empirical (numpy ``method="inverted_cdf"``): ``pNN`` is the
+smallest learned value that at least NN % of the samples do not exceed, always
+an observed dwell (rounded up to 0.001), never an interpolation. With fewer
+than 100 visits ``p99`` is therefore the longest visit seen: a recording
+replayed against a baseline learned from it flags nothing, and a dwell is
+flagged only when it is longer than what history shows.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +32,8 @@ __all__ = ["MIN_SAMPLES", "PERCENTILES", "Baseline", "parse_percentile", "ship_c
 
 #: Percentiles stored for every (zone, class).
 PERCENTILES: tuple[float, ...] = (50.0, 75.0, 90.0, 95.0, 99.0)
-#: Fewer visits than this and the class falls back to the zone-wide ``all`` class.
+#: Fewer visits than this and the class falls back to the zone-wide ``all`` class; a zone with fewer
+#: visits in all has no learned limit (a percentile of two visits is noise, not history).
 MIN_SAMPLES = 5
 
 _PCT = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
@@ -67,27 +76,37 @@ class Baseline:
 
     dwell_min: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)
     speed_kn: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)
+    #: Provenance (inputs, zone version, sample counts): informational, never used for decisions.
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def learn(
         cls,
         visits: Iterable[tuple[str, int | None, float]],
         speeds: Iterable[tuple[str, int | None, float]] = (),
+        meta: Mapping[str, Any] | None = None,
     ) -> Baseline:
         """Learn from (zone_id, ship_type, dwell_s) visits and (zone_id, ship_type, speed_kn) samples."""
-        return cls(dwell_min=_learn((z, t, d / 60.0) for z, t, d in visits), speed_kn=_learn(speeds))
+        return cls(
+            dwell_min=_learn(visits, _seconds_to_minutes),
+            speed_kn=_learn(speeds, _ceil3),
+            meta=dict(meta or {}),
+        )
 
     def dwell_limit_min(self, zone_id: str, ship_type: int | None, percentile: str) -> float | None:
-        """The learned dwell limit in minutes, or None when the zone was never learned."""
+        """The learned dwell limit in minutes; None when the zone has fewer than ``MIN_SAMPLES`` learned visits."""
         return _lookup(self.dwell_min, zone_id, ship_type, percentile)
 
     def speed_limit_kn(self, zone_id: str, ship_type: int | None, percentile: str) -> float | None:
-        """The learned speed percentile in knots, or None when the zone was never learned."""
+        """The learned speed percentile in knots; None when the zone has fewer than ``MIN_SAMPLES`` samples."""
         return _lookup(self.speed_kn, zone_id, ship_type, percentile)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the baseline file)."""
-        return {"format": "geofence-baseline/1", "dwell_min": self.dwell_min, "speed_kn": self.speed_kn}
+        out: dict[str, Any] = {"format": "geofence-baseline/1", "dwell_min": self.dwell_min, "speed_kn": self.speed_kn}
+        if self.meta:
+            out["meta"] = dict(self.meta)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Baseline:
@@ -100,10 +119,23 @@ class Baseline:
             table = data.get(key, {})
             if not isinstance(table, Mapping):
                 raise ConfigError(f"baseline {key!r} must be an object of zone -> class -> percentiles")
-        return cls(dwell_min=data.get("dwell_min", {}), speed_kn=data.get("speed_kn", {}))
+            for zone_id, classes in table.items():
+                if not isinstance(classes, Mapping) or not all(isinstance(r, Mapping) for r in classes.values()):
+                    raise ConfigError(
+                        f"baseline {key!r} zone {zone_id!r} must map ship classes to percentile objects, "
+                        f"e.g. {{\"all\": {{\"p99\": 120.0, \"n\": 40}}}}"
+                    )
+        meta = data.get("meta", {})
+        return cls(
+            dwell_min=data.get("dwell_min", {}),
+            speed_kn=data.get("speed_kn", {}),
+            meta=meta if isinstance(meta, Mapping) else {},
+        )
 
 
-def _learn(samples: Iterable[tuple[str, int | None, float]]) -> dict[str, dict[str, dict[str, float]]]:
+def _learn(
+    samples: Iterable[tuple[str, int | None, float]], convert: Callable[[float], float]
+) -> dict[str, dict[str, dict[str, float]]]:
     grouped: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for zone_id, ship_type, value in samples:
         grouped[zone_id][ship_class(ship_type)].append(value)
@@ -113,10 +145,27 @@ def _learn(samples: Iterable[tuple[str, int | None, float]]) -> dict[str, dict[s
         out[zone_id] = {}
         for klass in sorted(grouped[zone_id]):
             arr = np.asarray(grouped[zone_id][klass], dtype=np.float64)
-            row = {_pct_key(p): round(float(np.percentile(arr, p)), 3) for p in PERCENTILES}
+            row = {_pct_key(p): convert(float(np.percentile(arr, p, method="inverted_cdf"))) for p in PERCENTILES}
             row["n"] = float(arr.size)
             out[zone_id][klass] = row
     return out
+
+
+def _ceil3(value: float) -> float:
+    """Round up to 0.001 (tolerating float noise: 2.0 stays 2.0)."""
+    return math.ceil(value * 1000.0 - 1e-7) / 1000.0
+
+
+def _seconds_to_minutes(dwell_s: float) -> float:
+    """Minutes rounded up to 0.001 such that ``minutes * 60.0 >= dwell_s`` in float arithmetic.
+
+    The engine turns the limit back into seconds (``minutes * 60``); a limit that came
+    back even a rounding error under the visit it was learned from would flag that visit.
+    """
+    minutes = _ceil3(dwell_s / 60.0)
+    while minutes * 60.0 < dwell_s:
+        minutes = round(minutes + 0.001, 3)
+    return minutes
 
 
 def _lookup(
@@ -129,8 +178,8 @@ def _lookup(
     row = zone.get(ship_class(ship_type))
     if row is None or row.get("n", 0) < MIN_SAMPLES:
         row = zone.get("all")
-    if row is None:
-        return None
+    if row is None or row.get("n", 0) < MIN_SAMPLES:
+        return None  # too little history for a percentile to mean anything: no learned limit
     key = _pct_key(pct)
     if key in row:
         return float(row[key])

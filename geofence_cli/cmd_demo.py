@@ -1,90 +1,253 @@
-"""``geofence demo``: the interim demo — simulate traffic and show who is inside each fence, hour by hour.
+"""``geofence demo`` (``make demo``): the whole job on simulated Yangtze traffic, offline, in about a minute.
 
-Simulates ~200 vessels for 6 hours (seeded), loads the shipped Yangtze catalogue
-and prints, per fence, the number of distinct vessels seen inside it during each
-hour, using the fence index of the core (:class:`geofence.index.FenceIndex`).
+1. History: a seeded simulation of normal traffic (no anomalies) is written to
+   ``OUT/history.jsonl`` and ``geofence learn`` turns it into ``OUT/baseline.json``:
+   the catalogue's ports and berths say ``max_dwell_min = "p99"``, and this is
+   where their 99th percentile comes from.
+2. Today: another seeded simulation, with injected anomalies (unexpected stops,
+   AIS gaps, restricted entries, overspeed, position jumps, encounters, route
+   deviations, container separations), is written to ``OUT/traffic.jsonl`` with
+   its plans and ground-truth labels.
+3. Live: the embedded runner (the ``geofence run`` pipeline) checks it against the
+   catalogue fences, paced by event time (``--speed``, default 1800x: six hours in
+   twelve seconds). Warnings and critical alerts stream to the console as they
+   are decided; every alert line goes to ``OUT/alerts.jsonl``.
+4. Replay: the same traffic is replayed into ``OUT/replay/`` (alerts, summary,
+   offline ``report.html``, plots); the replay's alert lines are checked against
+   the live run's, and the path to ``report.html`` is printed last.
+
+Everything is written under ``--out`` (default ``demo_out/``, git-ignored).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
+import orjson
 
-from geofence.fence import ZoneSet
-from geofence.simulate import SimConfig, simulate
-from geofence.timefmt import iso_utc
+from geofence.alerts import Alert
+from geofence.errors import GeofenceError
 
 __all__ = ["register"]
+
+_EXAMPLES = """examples:
+  geofence demo                        # what make demo runs: 100 vessels, 6 h, paced at 1800x
+  geofence demo --speed max            # no pacing
+  geofence demo --vessels 300 --hours 12 --seed 3 --out /tmp/demo
+"""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``demo`` sub-command."""
     p = subparsers.add_parser(
         "demo",
-        help="simulate a fleet and print how many vessels are inside each fence per hour",
-        description=__doc__,
-        epilog="example:\n  geofence demo --vessels 200 --hours 6 --seed 7\n",
+        help="simulate Yangtze traffic, learn a baseline, run the live alert stream, write a replay report",
+        description=(__doc__ or "").replace("``", ""),
+        epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--vessels", type=int, default=200)
-    p.add_argument("--hours", type=int, default=6)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--vessels", type=int, default=100, help="fleet size (default 100)")
+    p.add_argument("--hours", type=float, default=6.0, help="hours of traffic today (default 6)")
+    p.add_argument("--history-hours", type=float, default=18.0, help="hours of normal history to learn from (18)")
+    p.add_argument("--seed", type=int, default=7, help="random seed of today's traffic (history: seed + 1000)")
+    p.add_argument("--speed", default="1800", metavar="max|N", help="live pacing: N x real time, or max (1800)")
+    p.add_argument("--out", type=Path, default=Path("demo_out"), help="output directory (default demo_out)")
     p.set_defaults(handler=_run)
 
 
-def _pairs(zoneset: ZoneSet, lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> tuple[Any, Any]:
-    """(point, fence) containment pairs via the core index; shapely per fence if the index is unavailable."""
-    try:
-        from geofence.index import FenceIndex
-    except ImportError:  # pragma: no cover - only while the index is being written
-        import shapely
+def _say(text: str = "") -> None:
+    print(text, flush=True)
 
-        pts: list[npt.NDArray[np.int64]] = []
-        fen: list[npt.NDArray[np.int64]] = []
-        for k, f in enumerate(zoneset.fences):
-            hit = np.flatnonzero(shapely.intersects_xy(f.geometry, lon, lat))
-            pts.append(hit)
-            fen.append(np.full(len(hit), k, dtype=np.int64))
-        return np.concatenate(pts), np.concatenate(fen)
-    return FenceIndex(zoneset).query(lon, lat)
+
+def _write_jsonl(path: Path, lines: Sequence[bytes]) -> None:
+    path.write_bytes(b"".join(x + b"\n" for x in lines))
+
+
+def _simulate(zones: Any, vessels: int, hours: float, seed: int, anomalies: int | None, out: Path, stem: str) -> Any:
+    """Simulate and write ``stem.jsonl`` (vessels, statics and containers merged by time), labels and plans."""
+    from geofence.simulate import SimConfig, container_lines, jsonl_lines, label_lines, plan_lines, simulate
+
+    sim = simulate(zones, SimConfig(vessels=vessels, hours=hours, seed=seed, anomalies_per_type=anomalies))
+    keyed = [(orjson.loads(x)["ts"], x) for x in (*jsonl_lines(sim), *container_lines(sim))]
+    keyed.sort(key=lambda kx: kx[0])  # ISO 8601 Z strings sort as times; stable
+    _write_jsonl(out / f"{stem}.jsonl", [x for _, x in keyed])
+    _write_jsonl(out / f"{stem}_labels.jsonl", label_lines(sim, include_containers=True))
+    _write_jsonl(out / f"{stem}_plans.jsonl", plan_lines(sim))
+    return sim
+
+
+class _Serious:
+    """Forwards warning and critical lines to the console sink (zone events would drown them)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = "console (warnings and critical)"
+        self.shown = 0
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def write(self, alerts: Sequence[Alert]) -> None:
+        serious = [a for a in alerts if a.severity.value != "info"]
+        self.shown += len(serious)
+        await self.inner.write(serious)
+
+    async def flush(self) -> None:
+        await self.inner.flush()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def _live(traffic: Path, zones: Any, opts: argparse.Namespace, speed: float | None, out: Path) -> tuple[Any, int]:
+    """The embedded runner over today's traffic: console (serious lines) and JSONL (every line)."""
+    from replay.driver import engine_factory_for
+    from replay.pacing import Pacer
+    from replay.tap import TapEngine
+    from streams.runner import FileInput, default_decoder_factory, run
+    from streams.sinks import ConsoleSink, DeadLetterJsonlSink, JsonlSink
+
+    for name in ("alerts.jsonl", "dead_letter.jsonl"):
+        (out / name).unlink(missing_ok=True)
+    pacer = Pacer(speed) if speed is not None else None
+    engine = TapEngine(engine_factory_for(opts).new(zones), record=False, pacer=pacer)
+    console = _Serious(ConsoleSink())
+    try:
+        result = asyncio.run(
+            run(
+                [FileInput(traffic)],
+                default_decoder_factory(opts),
+                engine,
+                [console, JsonlSink(out / "alerts.jsonl", fsync=False)],
+                DeadLetterJsonlSink(out / "dead_letter.jsonl", fsync=False),
+                stats_every_s=0,
+            )
+        )
+    finally:
+        if pacer is not None:
+            pacer.cancel()
+    return result, console.shown
+
+
+def _scorecard(labels_path: Path, alerts_path: Path) -> list[str]:
+    """Injected anomalies per type and how many an alert of a matching type caught (same subject, in time)."""
+    from geofence.timefmt import parse_iso_utc
+
+    labels = [orjson.loads(x) for x in labels_path.read_bytes().splitlines() if x.strip()]
+    firsts: dict[str, dict[str, Any]] = {}
+    for line in alerts_path.read_bytes().splitlines():
+        a = orjson.loads(line)
+        firsts.setdefault(a["alert_id"], a)
+    by_subject: dict[str, list[tuple[str, float]]] = {}
+    for a in firsts.values():
+        by_subject.setdefault(a["subject_id"], []).append((a["type"], parse_iso_utc(a["ts"])))
+    rows: dict[str, list[int]] = {}
+    for lab in labels:
+        if not lab["types"]:
+            continue
+        start, end = parse_iso_utc(lab["start"]), parse_iso_utc(lab["end"])
+        seen = by_subject.get(lab["subject_id"], [])
+        hit = any(t in lab["types"] and start - 600 <= ts <= end + 1800 for t, ts in seen)
+        row = rows.setdefault(lab.get("anomaly", "/".join(lab["types"])), [0, 0])
+        row[0] += 1
+        row[1] += hit
+    return [f"  {k:<22} injected {n:>3}   caught {c:>3}" for k, (n, c) in sorted(rows.items())]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from geofence_cli.main import EXIT_OK
+    from geofence_cli.main import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+    from replay.pacing import parse_speed
+
+    try:
+        speed = parse_speed(args.speed)
+        if args.vessels < 1 or args.hours <= 0 or args.history_hours <= 0:
+            raise GeofenceError("--vessels, --hours and --history-hours must be positive")
+        args.out.mkdir(parents=True, exist_ok=True)
+    except (GeofenceError, OSError) as exc:
+        print(f"geofence demo: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _demo(args, speed)
+    except KeyboardInterrupt:
+        print("\ngeofence demo: interrupted", file=sys.stderr)
+        return 130
+    except (GeofenceError, OSError) as exc:
+        print(f"geofence demo: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, speed: float | None) -> int:
+    from geofence.baseline import MIN_SAMPLES
+    from replay.driver import run_replay, write_report
+    from replay.learn import learn
+    from replay.options import FAST_BATCH_LINES, runner_namespace
     from zones import default_catalogue_path, load_zones
 
     t_start = time.perf_counter()
-    zoneset = load_zones([default_catalogue_path()])
-    sim = simulate(zoneset, SimConfig(vessels=args.vessels, hours=args.hours, seed=args.seed))
-    t_sim = time.perf_counter() - t_start
-    rep = sim.reports
-    point, fence = _pairs(zoneset, rep.lon, rep.lat)
-    hour = ((rep.ts[point] - sim.config.start_s) // 3600).astype(np.int64)
-    hours = int(np.ceil(sim.config.hours))
-    counts = np.zeros((len(zoneset.fences), hours), dtype=np.int64)
-    key = np.unique(np.column_stack([fence, hour, rep.vessel[point]]), axis=0)
-    np.add.at(counts, (key[:, 0], key[:, 1]), 1)
-    print(f"geofence demo: {len(sim.vessels)} simulated vessels, {len(rep):,} AIS position reports over "
-          f"{hours} h from {iso_utc(sim.config.start_s)}, catalogue version {zoneset.version}.")
-    print("Each cell: distinct vessels with at least one report inside the fence during that hour (UTC).")
-    print(f"Simulated in {t_sim:.1f} s; fence look-ups by geofence.index.FenceIndex.\n")
-    width = max(len(f.id) for f in zoneset.fences)
-    head = f"{'fence':<{width}}  {'kind':<11}" + "".join(f"  h{h:<3d}" for h in range(hours))
-    print(head)
-    print("-" * len(head))
-    for k, f in enumerate(zoneset.fences):
-        row = "".join(f"  {c:>4d}" for c in counts[k])
-        print(f"{f.id:<{width}}  {f.kind.value:<11}{row}")
-    kinds: dict[str, int] = {}
-    for lab in sim.labels:
-        name = lab.get("anomaly", "visit")
-        kinds[name] = kinds.get(name, 0) + 1
-    print("\nlabels: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
-    for note in sim.notes:
-        print(f"note: {note}")
-    print(f"total {time.perf_counter() - t_start:.1f} s")
-    return EXIT_OK
+    out: Path = args.out
+    zones = load_zones([default_catalogue_path()])
+    _say(f"geofence demo: Yangtze fence catalogue, {len(zones)} fences, version {zones.version}; writing to {out}/")
+
+    _say(f"\n[1/4] history: {args.vessels} vessels, {args.history_hours:g} h of normal traffic "
+         f"(seed {args.seed + 1000})")
+    t_step = time.perf_counter()
+    _simulate(zones, args.vessels, args.history_hours, args.seed + 1000, 0, out, "history")
+    baseline, _ = learn([out / "history.jsonl"], zones)
+    (out / "baseline.json").write_bytes(
+        orjson.dumps(baseline.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    )
+    pct = {f.id for f in zones.fences if isinstance(f.params.max_dwell_min, str)}
+    learned = {z: c["all"] for z, c in baseline.dwell_min.items() if "all" in c and c["all"]["n"] >= MIN_SAMPLES}
+    _say(f"      learned dwell percentiles for {len(learned)} fences -> {out / 'baseline.json'} "
+         f"({time.perf_counter() - t_step:.1f} s); the catalogue's max_dwell_min = 'p99' fences:")
+    for zone_id, row in sorted(learned.items()):
+        if zone_id not in pct:
+            continue
+        _say(f"        {zone_id:<28} {int(row['n']):>3} visits   p50 {row['p50']:6.1f} min   p99 {row['p99']:6.1f} min")
+
+    missing = sorted(pct - set(learned))
+    if missing:
+        _say(f"        (fewer than {MIN_SAMPLES} visits, no learned limit: {', '.join(missing)})")
+
+    _say(f"\n[2/4] today: {args.vessels} vessels, {args.hours:g} h, injected anomalies (seed {args.seed})")
+    t_step = time.perf_counter()
+    sim = _simulate(zones, args.vessels, args.hours, args.seed, None, out, "traffic")
+    _say(f"      {len(sim.reports):,} AIS position reports, {len(sim.containers['ts']):,} container e-seal reports "
+         f"-> {out / 'traffic.jsonl'} ({time.perf_counter() - t_step:.1f} s)")
+    opts = runner_namespace(baseline=str(out / "baseline.json"), plans=str(out / "traffic_plans.jsonl"))
+
+    pace = "as fast as possible" if speed is None else f"paced at {speed:g}x real time"
+    _say(f"\n[3/4] live: the embedded runner, {pace}; warnings and critical alerts as they are decided "
+         f"(every line, zone events included, goes to {out / 'alerts.jsonl'})\n")
+    t_live = time.perf_counter()
+    result, shown = _live(out / "traffic.jsonl", zones, opts, speed, out)
+    counts = result.counts
+    _say(f"\n      {counts.positions:,} positions, {result.alert_lines:,} alert lines ({shown} shown above), "
+         f"{counts.dead_letter} dead letters, in {time.perf_counter() - t_live:.1f} s")
+    _say("      injected anomalies caught by an alert of their type:")
+    for line in _scorecard(out / "traffic_labels.jsonl", out / "alerts.jsonl"):
+        _say(line)
+
+    _say(f"\n[4/4] replay of today's traffic into {out / 'replay'}/")
+    t_step = time.perf_counter()
+    fast = runner_namespace(**{**vars(opts), "batch_size": FAST_BATCH_LINES})
+    run = run_replay([out / "traffic.jsonl"], zones, out / "replay", options=fast, progress=None)
+    files = write_report(run, title="geofence demo: simulated Yangtze traffic")
+    live_lines = (out / "alerts.jsonl").read_bytes()
+    same = live_lines == (out / "replay" / "alerts.jsonl").read_bytes()
+    _say(f"      {len(run.alerts):,} alert lines: "
+         + ("identical to the live run's, byte for byte" if same else "DIFFERENT from the live run's (a bug)")
+         + f" ({time.perf_counter() - t_step:.1f} s)")
+    for plot in files[1:]:
+        _say(f"      plot: {plot}")
+    _say(f"      summary: {out / 'replay' / 'summary.json'}")
+    _say(f"\ndone in {time.perf_counter() - t_start:.0f} s. Open the report (offline, self-contained):")
+    _say(str(files[0].resolve()))
+    return 0 if same else 3

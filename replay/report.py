@@ -226,6 +226,8 @@ _TEMPLATE = """<!doctype html>
   <input id="subject" list="subjects" placeholder="all subjects">
   <datalist id="subjects"></datalist>
   <p>showing <span id="shown">0</span> markers</p>
+  <h2>Warnings and critical</h2>
+  <ul id="alert-list"></ul>
   <h2>Counts</h2>
   <table>{counts_rows}</table>
   <h2>Fence kinds</h2>

@@ -14,13 +14,20 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 
 from geofence.fence import ZoneSet
-from geofence.geodesy import distance_m
-from geofence.index import FenceIndex
+from geofence.geodesy import distance_m, implied_speed_kn
 from geofence.timefmt import parse_iso_utc
 
-__all__ = ["percentile_summary", "subject_stats", "visits_from_alerts", "zone_stats"]
+__all__ = [
+    "percentile_summary",
+    "points_in_fences",
+    "speeds_kn",
+    "subject_stats",
+    "visits_from_alerts",
+    "zone_stats",
+]
 
 _F64 = npt.NDArray[np.float64]
 
@@ -59,9 +66,29 @@ def percentile_summary(values_s: Sequence[float]) -> dict[str, float | None]:
     }
 
 
+def points_in_fences(zones: ZoneSet, lon_deg: _F64, lat_deg: _F64) -> list[npt.NDArray[np.int64]]:
+    """For every fence (in ``zones.fences`` order), the indices of the points inside it, edges included.
+
+    Per fence: the points inside its bounding box (longitude by binary search over the
+    points sorted once, then latitude), then the exact ``shapely.intersects_xy`` on the
+    prepared fence: the index's boundary rule, without building a fence index.
+    """
+    order = np.argsort(lon_deg, kind="stable")
+    xs, ys = lon_deg[order], lat_deg[order]
+    out: list[npt.NDArray[np.int64]] = []
+    for fence in zones.fences:
+        x0, y0, x1, y1 = fence.geometry.bounds
+        a, b = np.searchsorted(xs, x0, side="left"), np.searchsorted(xs, x1, side="right")
+        cand = np.arange(a, b)[(ys[a:b] >= y0) & (ys[a:b] <= y1)]
+        if cand.size:
+            shapely.prepare(fence.geometry)
+            cand = cand[shapely.intersects_xy(fence.geometry, xs[cand], ys[cand])]
+        out.append(np.sort(order[cand]).astype(np.int64))
+    return out
+
+
 def zone_stats(
     zones: ZoneSet,
-    index: FenceIndex,
     subject_id: npt.NDArray[np.object_],
     lon_deg: _F64,
     lat_deg: _F64,
@@ -69,30 +96,20 @@ def zone_stats(
 ) -> dict[str, dict[str, Any]]:
     """Per zone: visits, unique subjects, dwell p50/p95/max, for every fence (sorted by id)."""
     visits = visits_from_alerts(alert_lines)
-    point_idx, fence_idx = index.query(lon_deg, lat_deg)
-    subjects_by_fence: dict[int, set[str]] = defaultdict(set)
-    if len(point_idx):
-        pairs = np.unique(np.column_stack([fence_idx, _codes(subject_id)[point_idx]]), axis=0)
-        names = np.unique(subject_id.astype(str)) if len(subject_id) else np.array([], dtype=str)
-        for f, s in pairs:
-            subjects_by_fence[int(f)].add(str(names[s]))
+    ids = subject_id.astype(str) if len(subject_id) else np.array([], dtype=str)
+    inside = points_in_fences(zones, np.asarray(lon_deg, dtype=np.float64), np.asarray(lat_deg, dtype=np.float64))
     out: dict[str, dict[str, Any]] = {}
-    for i, fence in enumerate(index.fences):
+    for fence, rows in zip(zones.fences, inside, strict=True):
         fv = visits.get(fence.id, [])
         closed = [end - start for _, start, end in fv if end is not None]
         out[fence.id] = {
             "kind": fence.kind.value,
             "visits": len(fv),
             "open_visits": sum(1 for _, _, end in fv if end is None),
-            "unique_subjects": len(subjects_by_fence.get(i, ())),
+            "unique_subjects": int(np.unique(ids[rows]).size) if rows.size else 0,
             "dwell": percentile_summary(closed),
         }
     return dict(sorted(out.items()))
-
-
-def _codes(subject_id: npt.NDArray[np.object_]) -> npt.NDArray[np.int64]:
-    _, inverse = np.unique(subject_id.astype(str), return_inverse=True)
-    return inverse.astype(np.int64)
 
 
 def subject_stats(
@@ -130,3 +147,25 @@ def subject_stats(
             )
             entry["alerts"] += 1
     return dict(sorted(out.items()))
+
+
+def speeds_kn(
+    subject_id: npt.NDArray[np.object_], ts_s: _F64, lon_deg: _F64, lat_deg: _F64, sog_kn: _F64
+) -> tuple[npt.NDArray[np.int64], _F64]:
+    """Each row's speed: the reported SOG when finite, else implied by the previous report of the subject.
+
+    Returns ``(order, speed_kn)``: ``order`` sorts the rows by (subject, time) and
+    ``speed_kn[k]`` belongs to row ``order[k]``; NaN where neither is known (a
+    subject's first report without SOG, or two reports at the same second).
+    """
+    ids = subject_id.astype(str)
+    order = np.lexsort((ts_s, ids)).astype(np.int64)
+    speed = np.asarray(sog_kn, dtype=np.float64)[order].copy()
+    if len(order) > 1:
+        ids_o, t, x, y = ids[order], ts_s[order], lon_deg[order], lat_deg[order]
+        implied = np.full(len(order), np.nan)
+        implied[1:] = implied_speed_kn(x[:-1], y[:-1], t[:-1], x[1:], y[1:], t[1:])
+        implied[1:][ids_o[1:] != ids_o[:-1]] = np.nan
+        missing = ~np.isfinite(speed)
+        speed[missing] = implied[missing]
+    return order, speed

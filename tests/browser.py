@@ -34,12 +34,38 @@ class PageResult:
     markers: int = 0
     fences: int = 0
     tracks: int = 0
+    track_points: int = 0
     screenshot: Path | None = None
     screenshot_distinct_colours: int = 0
+    #: Markers drawn after using the controls: {"type_off:<type>": n, "subject:<id>": n, "time_start": n}.
+    filtered: dict[str, int] = field(default_factory=dict)
 
 
-def open_report(html: Path, screenshot: Path) -> PageResult:
-    """Load ``html`` from file:// in headless Chromium; screenshot it to ``screenshot``."""
+_EXERCISE = """(subject) => {
+  const R = window.GEOFENCE_REPORT, out = {};
+  const fire = (el, kind) => el.dispatchEvent(new Event(kind));
+  const box = document.querySelector('#types input');
+  if (box) {
+    box.checked = false; fire(box, 'change'); out['type_off:' + box.value] = R.markerCount();
+    box.checked = true; fire(box, 'change');
+  }
+  const who = document.getElementById('subject');
+  if (subject) { who.value = subject; fire(who, 'input'); out['subject:' + subject] = R.markerCount(); }
+  who.value = ''; fire(who, 'input');
+  const slider = document.getElementById('time');
+  slider.value = 0; fire(slider, 'input'); out['time_start'] = R.markerCount();
+  slider.value = 1000; fire(slider, 'input'); out['restored'] = R.markerCount();
+  return out;
+}"""
+
+
+def open_report(html: Path, screenshot: Path, *, subject: str | None = None) -> PageResult:
+    """Load ``html`` from file:// in headless Chromium, screenshot it, then work the controls.
+
+    After the screenshot the first alert-type checkbox is switched off, the subject filter set
+    to ``subject`` (when given) and the time slider moved to the start, each in turn; the marker
+    counts seen are in :attr:`PageResult.filtered`.
+    """
     from playwright.sync_api import sync_playwright
 
     result = PageResult()
@@ -68,9 +94,11 @@ def open_report(html: Path, screenshot: Path) -> PageResult:
             result.markers = int(page.evaluate("window.GEOFENCE_REPORT.markerCount()"))
             result.fences = int(page.evaluate("window.GEOFENCE_REPORT.fenceCount()"))
             result.tracks = int(page.evaluate("window.GEOFENCE_REPORT.trackCount()"))
+            result.track_points = int(page.evaluate("window.GEOFENCE_REPORT.trackPointsDrawn()"))
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot))
             result.screenshot = screenshot
+            result.filtered = {str(k): int(v) for k, v in page.evaluate(_EXERCISE, subject).items()}
         finally:
             browser.close()
     result.screenshot_distinct_colours = _distinct_colours(screenshot)

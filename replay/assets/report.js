@@ -37,10 +37,12 @@
   });
 
   // Alert markers: one per open or event line.
+  var RADIUS = { info: 3, warning: 6, critical: 7 };
   var markers = DATA.alerts.map(function (a) {
     var m = L.circleMarker([a.lat, a.lon], {
-      renderer: svg, radius: 6, weight: 2, color: "#000", fillColor: SEVERITY_COLOR[a.severity] || "#999",
-      fillOpacity: 0.9, className: "alert-marker alert-" + a.type
+      renderer: svg, radius: RADIUS[a.severity] || 5, weight: a.severity === "info" ? 1 : 2, color: "#000",
+      fillColor: SEVERITY_COLOR[a.severity] || "#999", fillOpacity: 0.9,
+      className: "alert-marker alert-" + a.type + " severity-" + a.severity
     });
     m.bindPopup("<b>" + esc(a.type) + "</b> (" + esc(a.status) + ", " + esc(a.severity) + ")<br>subject " + esc(a.subject_id) +
       (a.zone_id ? "<br>zone " + esc(a.zone_id) : "") + "<br>" + esc(a.ts) +
@@ -93,9 +95,33 @@
       if (visible) { for (var k = 0; k < n; k++) { pts.push([d.lat[k], d.lon[k]]); } }
       tr.layer.setLatLngs(pts);
     });
+    renderList(enabled, subject, t);
     document.getElementById("shown").textContent = shown;
     document.getElementById("map").setAttribute("data-markers", String(shown));
   }
+
+  // The list of warnings and critical alerts (the ones an analyst acts on), filtered like the map.
+  var listBox = document.getElementById("alert-list");
+  var LIST_MAX = 300;
+  function renderList(enabled, subject, t) {
+    var rows = [], more = 0;
+    markers.forEach(function (m, i) {
+      var a = m.alert;
+      if (a.severity === "info" || !enabled[a.type] || a.ts_s > t || (subject && a.subject_id !== subject)) { return; }
+      if (rows.length >= LIST_MAX) { more += 1; return; }
+      rows.push('<li data-i="' + i + '" class="sev-' + esc(a.severity) + '">' + esc(a.ts.replace("T", " ")) +
+        " <b>" + esc(a.type) + "</b> " + esc(a.subject_id) + (a.zone_id ? " @ " + esc(a.zone_id) : "") + "</li>");
+    });
+    listBox.innerHTML = rows.join("") + (more ? "<li class=\"muted\">... " + more + " more</li>" : "") +
+      (rows.length ? "" : "<li class=\"muted\">none</li>");
+  }
+  listBox.addEventListener("click", function (ev) {
+    var li = ev.target.closest("li[data-i]");
+    if (!li) { return; }
+    var m = markers[Number(li.getAttribute("data-i"))];
+    map.setView(m.marker.getLatLng(), Math.max(map.getZoom(), 12));
+    m.marker.openPopup();
+  });
 
   function upperBound(arr, x) {
     var lo = 0, hi = arr.length;
@@ -118,6 +144,10 @@
     markerCount: function () { return document.querySelectorAll("path.alert-marker").length; },
     fenceCount: function () { return document.querySelectorAll("path.fence").length; },
     trackCount: function () { return Object.keys(trackLayers).length; },
+    trackPointsDrawn: function () {
+      return Object.keys(trackLayers).reduce(function (n, id) { return n + trackLayers[id].layer.getLatLngs().length; }, 0);
+    },
+    markerCountAll: function () { return markers.length; },
     ready: true
   };
 })();
