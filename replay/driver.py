@@ -37,10 +37,10 @@ from replay.progress import Progress, count_lines, want_progress
 from replay.tap import Recording, TapEngine, counting_factory
 from streams.runner import (
     DecoderFactory,
+    DefaultEngineFactory,
     EngineFactory,
     FileInput,
     RunResult,
-    _DefaultEngineFactory,
     build_inputs,
     default_decoder_factory,
     run,
@@ -101,7 +101,7 @@ class ReplayRun:
 
 def engine_factory_for(options: argparse.Namespace) -> EngineFactory:
     """The runner's engine factory for ``--rules``, ``--baseline`` and ``--plans`` (the same one ``run`` uses)."""
-    return _DefaultEngineFactory(options.rules, options.baseline, options.plans)
+    return DefaultEngineFactory(options.rules, options.baseline, options.plans)
 
 
 def _file_inputs(specs: Sequence[str | Path]) -> list[FileInput]:

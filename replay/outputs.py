@@ -28,7 +28,6 @@ import numpy as np
 
 from geofence.fence import ZoneSet
 from geofence.timefmt import parse_iso_utc
-from replay import plots
 from replay.report import build_report
 from replay.stats import speeds_kn, subject_stats, visits_from_alerts, zone_stats
 from replay.tap import Recording
@@ -132,6 +131,8 @@ def write_report_files(
     title: str = "geofence replay report",
 ) -> list[Path]:
     """Write ``report.html`` and the PNG plots into ``out_dir``; return their paths."""
+    from replay import plots  # matplotlib costs ~0.7 s to import: only commands that plot pay for it
+
     report = out_dir / "report.html"
     report.write_text(build_report(zones, recording.tracks(), alert_lines, summary, title=title), encoding="utf-8")
     dwell: dict[str, list[float]] = {}

@@ -89,6 +89,7 @@ from streams.summary import build_summary, write_summary
 __all__ = [
     "DecoderFactory",
     "DecoderLike",
+    "DefaultEngineFactory",
     "EngineFactory",
     "FileInput",
     "LiveInput",
@@ -1055,7 +1056,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class _DefaultEngineFactory:
+class DefaultEngineFactory:
     """The real engine ``geofence.engine.Engine`` with the CLI's ``--rules``, ``--baseline`` and ``--plans``.
 
     ``--rules`` is TOML (JSON by ``.json`` suffix) for ``RulesConfig``; ``--baseline`` is the
@@ -1232,7 +1233,7 @@ def run_cli(
         from zones.loader import load_zones
 
         zones = load_zones(args.zones or [default_catalogue_path()])
-        factory = engine_factory or _DefaultEngineFactory(args.rules, args.baseline, args.plans)
+        factory = engine_factory or DefaultEngineFactory(args.rules, args.baseline, args.plans)
         ckpt = load_checkpoint(args.state) if args.state else None
         engine = factory.new(zones) if ckpt is None else factory.restore(ckpt.engine_state, zones)
         decoders = decoder_factory or default_decoder_factory(args)

@@ -416,13 +416,13 @@ def sim_world(directory: Path, *, vessels: int = 30, hours: float = 3.0, seed: i
 def _main(argv: Sequence[str]) -> int:
     import argparse
 
-    from streams.runner import _DefaultEngineFactory, add_run_arguments, run_cli
+    from streams.runner import DefaultEngineFactory, add_run_arguments, run_cli
 
     parser = argparse.ArgumentParser(prog="python -m tests.fakes")
     add_run_arguments(parser)
     args = parser.parse_args(argv)
     real = os.environ.get("FAKE_ENGINE") == "real"
-    factory: Any = _DefaultEngineFactory(args.rules, args.baseline, args.plans) if real else FakeEngineFactory()
+    factory: Any = DefaultEngineFactory(args.rules, args.baseline, args.plans) if real else FakeEngineFactory()
     delay_s = float(os.environ.get("FAKE_DELAY_S", "0") or 0)
     if delay_s:
         factory = SlowEngineFactory(factory, delay_s)
