@@ -5,11 +5,16 @@ Every test checks the accounting identity as well as its own point.
 
 from __future__ import annotations
 
+import calendar
+import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 from functools import reduce
 from operator import xor
+from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -18,8 +23,16 @@ from hypothesis import strategies as st
 from pyais import decode as pyais_decode
 from pyais import encode_dict
 
+import geofence.decode._aisstatic as aisstatic_mod
+import geofence.decode.nmea as nmea_mod
 from geofence.decode import DecodeResult, NmeaDecoder
-from geofence.decode.nmea import _lean_static
+from geofence.decode._aisstatic import decode_statics, make_static
+from geofence.decode._dedupe import MAX_MESSAGES, PayloadMemory
+from geofence.decode._nmeascan import _days_from_civil, _decimal, _words
+from geofence.decode._payloads import decode_payloads
+from geofence.decode.nmea import _lean_static, _pyais_decode
+from geofence.errors import DecodeError
+from geofence.positions import StaticReport
 
 MMSI = 413_000_001
 T0 = 1_717_200_000  # 2024-06-01T00:00:00Z
@@ -371,3 +384,371 @@ def test_batch_size_independence(chunk: int) -> None:
         assert np.array_equal(getattr(part.positions, name), getattr(whole.positions, name)), name
     assert sorted((d.line, d.reason) for d in part.dead) == sorted((d.line, d.reason) for d in whole.dead)
     assert part.statics == whole.statics
+
+
+# ---------------------------------------------------------------------------------------------- fast paths
+# The vectorised first pass (_nmeascan), the two-line groups, the numpy payload decoders and the dedupe
+# rounds change nothing but speed: each is compared here with the exact per-line code, pyais or a plain
+# one-by-one reference, on generated input that exercises their edges.
+
+
+def _exact_only(scan: Any) -> Any:
+    """A scan result that sends every line through the exact per-line code (as the real-data test does)."""
+    n = len(scan.bang)
+    return dataclasses.replace(scan, active=list(range(n)), plain=[False] * n, fast=[False] * n, n_skip=0)
+
+
+def _decode(lines: Sequence[bytes], chunk: int, exact: bool, **kwargs: Any) -> DecodeResult:
+    real = nmea_mod.scan_lines
+    with mock.patch.object(nmea_mod, "scan_lines", (lambda ls, m: _exact_only(real(ls, m))) if exact else real):
+        dec = NmeaDecoder("gen", **kwargs)
+        results = [dec.feed(lines[i : i + chunk], i + 1, arrival_ts_s=T0 + i) for i in range(0, len(lines), chunk)]
+        results.append(dec.close())
+    return DecodeResult.concat(results)
+
+
+def _assert_same(a: DecodeResult, b: DecodeResult) -> None:
+    assert a.counts.to_dict() == b.counts.to_dict()
+    for name in ("subject_id", "ts_s", "lon_deg", "lat_deg", "sog_kn", "cog_deg", "heading_deg", "receiver", "line"):
+        x, y = getattr(a.positions, name), getattr(b.positions, name)
+        assert x.shape == y.shape, name
+        same = np.array_equal(x, y, equal_nan=True) if x.dtype.kind == "f" else bool((x == y).all())
+        assert same, name
+    def letters(r: DecodeResult) -> list[tuple[int, str, str, str]]:
+        return [(d.line, d.reason, d.detail, d.raw) for d in r.dead]
+
+    assert letters(a) == letters(b)
+    assert a.statics == b.statics
+
+
+_POSITIONS = [sentences(position(mmsi=MMSI + k, lon=106 + k / 7, lat=29 + k / 9))[0] for k in range(3)] + [
+    sentences({"type": 18, "mmsi": MMSI + 5, "lon": 112.1, "lat": 30.2, "speed": 7.5, "course": 12.5})[0],
+    sentences({"type": 27, "mmsi": MMSI + 6, "lon": 114.3, "lat": 30.6, "speed": 9, "course": 45})[0],
+    sentences({"type": 24, "mmsi": MMSI + 7, "partno": 0, "shipname": "HAN JIANG"})[0],
+]
+def _split(sentence: str, parts: int, seq: int) -> list[str]:
+    """A single-part sentence re-sent as a ``parts``-fragment group (valid multipart: pyais reassembles it)."""
+    f = sentence[1 : sentence.index("*")].split(",")
+    payload, fill = f[5], f[6]
+    cut = [len(payload) * k // parts for k in range(parts + 1)]
+    bodies = [f"{f[0]},{parts},{k + 1},{seq},{f[4]},{payload[cut[k] : cut[k + 1]]},{fill if k == parts - 1 else 0}"
+              for k in range(parts)]
+    return [f"!{b}*{_cs(b)}" for b in bodies]
+
+
+_GROUPS = [_static5(MMSI + 20 + k, f"YANGTZE {k}", seq=k % 4, channel="AB"[k % 2]) for k in range(3)] + [
+    sentences({"type": 19, "mmsi": MMSI + 30, "lon": 120.0, "lat": 31.0, "shipname": "WUHU"}, seq=7),
+    _split(_POSITIONS[0], 2, 3), _split(_POSITIONS[3], 2, 5), _split(_POSITIONS[1], 3, 1),
+]
+
+
+def _nmea(body: str, checksum_ok: bool) -> str:
+    cs = _cs(body)
+    return f"{body}*{cs if checksum_ok else f'{int(cs, 16) ^ 0x11:02X}'}"
+
+
+@st.composite
+def _prefix(draw: st.DrawFn, clean: bool) -> str:
+    kind = draw(st.sampled_from(["none", "tag", "tag", "lead"]))
+    if kind == "tag":
+        stamp = st.sampled_from([f"c:{T0 + draw(st.integers(-5, 500))}", f"c:{(T0 + 9) * 1000}"])
+        odd = st.sampled_from(["c:1.5", "c:", "c:99999999999999", "t:x", "s:"])
+        parts = draw(st.lists(st.one_of(stamp, st.just(f"s:r{draw(st.integers(0, 3))}"), st.just("g:1-2-77"))
+                              if clean else st.one_of(stamp, odd, st.just("s:r1")), max_size=3))
+        body = ",".join(parts)
+        ok = True if clean else draw(st.sampled_from([True, False, None]))
+        return "\\" + (body if ok is None else _nmea(body, ok)) + "\\"
+    if kind == "lead":
+        number = draw(st.sampled_from([f"{T0 + draw(st.integers(0, 99))}", f"{T0}.25", f"0{T0}.125000"] + (
+            [] if clean else [f"{T0}.", f"{T0 * 1000}", "12", "1e9", f"{T0}.1.2", "99999999999999999"])))
+        return number + draw(st.sampled_from([" ", "\t"] if clean else ["  ", ""]))
+    return ""
+
+
+@st.composite
+def _sentence_line(draw: st.DrawFn, clean: bool) -> list[str]:
+    """One line, or the lines of a group (adjacent, or out of order when not clean), with prefixes and tails."""
+    if draw(st.booleans()):
+        frags = [s[1 : s.index("*")] for s in draw(st.sampled_from(_GROUPS))]
+        if not clean and draw(st.integers(0, 5)) == 0:
+            frags = frags[::-1]
+    else:
+        frags = [draw(st.sampled_from(_POSITIONS))[1:].split("*")[0]]
+    out = []
+    for body in frags:
+        f = body.split(",")
+        if not clean and draw(st.integers(0, 6)) == 0:
+            f[draw(st.integers(1, 6))] = draw(st.sampled_from(["", "0", "12", "a", "A,B", "6", "X"]))
+        if draw(st.integers(0, 6)) == 0:
+            f.append(draw(st.sampled_from(["0", "", "x,y"])))  # extra fields after the fill bits
+        tails = [""] * 7 + [f",{T0 + 3}"] if clean else ["", f",r003669945,{T0 + 4}", ",d-109", " "]
+        line = draw(_prefix(clean)) + "!" + _nmea(",".join(f), clean or draw(st.integers(0, 9)) > 0)
+        out.append(line + draw(st.sampled_from(tails)))
+    return out
+
+
+@st.composite
+def _other_line(draw: st.DrawFn) -> str:
+    y, mo, d, h, mi, s, ms = (draw(st.sampled_from(v)) for v in (
+        ["2013", "1969", "2100", "+2013", "0", ""], ["3", "12", "13", "0", "02", ""], ["18", "31", "0", "32", ""],
+        ["9", "23", "24", ""], ["19", "60", ""], ["9", "60", "61", ""], ["500", "999", "1000", "0", " 5", ""]))
+    pghp = f"PGHP,1,{y},{mo},{d},{h},{mi},{s},{ms}" + draw(st.sampled_from([",219,,1,28", "", ",x"]))
+    return draw(st.sampled_from([
+        "$" + _nmea(pghp, draw(st.integers(0, 5)) > 0), "$" + _nmea(pghp, True), "", "# comment", "  ",
+        "$GPGGA,1,2*00", "\\" + _nmea(f"c:{T0 + 50}", True) + "\\", "garbage", "!AIALR,1*00",
+    ]))
+
+
+@st.composite
+def _generated(draw: st.DrawFn) -> list[list[str]]:
+    """Lines as real feeds have them (clean) or with damage of every kind; ``clean`` batches let the two-line
+    groups through, which any line the first step cannot read would send to the loop."""
+    clean = draw(st.booleans())
+    other = _other_line().map(lambda x: [x])
+    return draw(st.lists(_sentence_line(clean) if clean else st.one_of(_sentence_line(clean), other),
+                         min_size=1, max_size=40))
+
+
+@settings(max_examples=120, deadline=None)
+@given(_generated(), st.sampled_from([1, 2, 3, 7, 1000]), st.sampled_from([
+    {}, {"untimed_start_s": 0.0}, {"live": True}, {"dedupe_window_s": 0.0, "untimed_start_s": 5.0},
+    {"multipart_timeout_lines": 1, "dedupe_untimed_payloads": 3}, {"multipart_timeout_lines": -1},
+    {"multipart_timeout_s": -1.0}]))
+def test_fast_paths_equal_the_exact_per_line_code_on_generated_lines(
+    groups: list[list[str]], chunk: int, kwargs: dict[str, Any]
+) -> None:
+    lines = [x.encode() for g in groups for x in g]
+    exact = _decode(lines, len(lines), True, **kwargs)
+    assert exact.counts.balanced() and exact.counts.input_lines == len(lines)
+    _assert_same(_decode(lines, len(lines), False, **kwargs), exact)
+    _assert_same(_decode(lines, chunk, False, **kwargs), _decode(lines, chunk, True, **kwargs))
+
+
+_TAG_PART = st.one_of(
+    st.builds(lambda k, v: f"{k}:{v}", st.sampled_from(["c", "c", "c", "s", "g", "t", "cc", ""]),
+              st.one_of(st.integers(-10, 10**14).map(str), st.sampled_from(["", "1.5", "12a", " 7", "1e9", "r1,x"]))),
+    st.just(f"c:{T0}"), st.just(f"c:{T0 * 1000 + 250}"), st.just("s:r9"))
+
+
+@st.composite
+def _time_prefix(draw: st.DrawFn) -> str:
+    """A tag block (well formed or not) or a leading number, then the sentence."""
+    if draw(st.booleans()):
+        body = ",".join(draw(st.lists(_TAG_PART, max_size=4)))
+        ok = draw(st.sampled_from([True, True, True, False, None]))
+        close = draw(st.sampled_from(["\\", "\\", "\\", "\\ ", ""]))
+        return "\\" + (body if ok is None else _nmea(body, ok)) + close
+    number = draw(st.from_regex(r"[0-9]{0,14}(\.[0-9]{0,4})?(\.)?", fullmatch=True))
+    return number + draw(st.sampled_from([" ", " ", "\t", "", "x "]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_time_prefix(), min_size=1, max_size=12))
+def test_time_prefixes_equal_the_exact_code(prefixes: list[str]) -> None:
+    lines = [(p + _POSITIONS[k % 4]).encode() for k, p in enumerate(prefixes)]
+    fast = _decode(lines, len(lines), False, dedupe_window_s=0.0)
+    _assert_same(fast, _decode(lines, len(lines), True, dedupe_window_s=0.0))
+
+
+_ODD_VALUES = [str(v) for v in (0, 1, 12, 13, 23, 24, 29, 30, 31, 32, 59, 60, 61, 999, 1000, 1969, 1970, 2099, 2100)]
+_ODD_VALUES += ["", "+5", "-1", " 7", "007", "1_0", "12345678", "1.5", "x"]
+_ODD_FIELD = st.sampled_from(_ODD_VALUES)
+
+
+@st.composite
+def _pghp_fields(draw: st.DrawFn) -> list[str]:
+    """A valid Gatehouse date (day up to 31 in any month), with up to two fields replaced, extra fields or fewer."""
+    fields = [str(draw(st.integers(1970, 2099))), str(draw(st.integers(1, 12))), str(draw(st.integers(1, 31))),
+              str(draw(st.integers(0, 23))), str(draw(st.integers(0, 59))), str(draw(st.integers(0, 60))),
+              str(draw(st.integers(0, 999)))]
+    for _ in range(draw(st.integers(0, 2))):
+        fields[draw(st.integers(0, 6))] = draw(_ODD_FIELD)
+    return fields[: draw(st.sampled_from([5, 6, 7, 7, 7]))] + draw(st.sampled_from([[], ["219", "", "1", "28"]]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_pghp_fields(), st.integers(0, 5)), min_size=1, max_size=8))
+def test_pghp_time_lines_equal_the_exact_code(specs: list[tuple[list[str], int]]) -> None:
+    lines = []
+    for k, (fields, bad) in enumerate(specs):
+        lines.append(("$" + _nmea(",".join(["PGHP", "1", *fields]), bad > 0)).encode())
+        lines.append(_POSITIONS[k % 4].encode())
+    fast = _decode(lines, len(lines), False, dedupe_window_s=0.0)
+    _assert_same(fast, _decode(lines, len(lines), True, dedupe_window_s=0.0))
+
+
+def test_pghp_field_boundaries_equal_the_exact_code() -> None:
+    """Every field of a valid date replaced by every boundary or odd value, each line followed by a position."""
+    valid = ["2013", "3", "18", "9", "19", "9", "500"]
+    lines = []
+    for at in range(7):
+        for odd in _ODD_VALUES:
+            fields = valid.copy()
+            fields[at] = odd
+            pghp = "$" + _nmea(",".join(["PGHP", "1", *fields, "219"]), True)
+            lines += [pghp.encode(), _POSITIONS[at % 4].encode()]
+    fast = _decode(lines, len(lines), False, dedupe_window_s=0.0)
+    _assert_same(fast, _decode(lines, len(lines), True, dedupe_window_s=0.0))
+    assert 0 < fast.counts.dead_letter_reasons["bad_time"] < len(lines) // 2
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_regression_two_line_group_supersedes_a_group_pending_from_an_earlier_batch(chunk: int) -> None:
+    """A two-line group assembled without the loop must still supersede an incomplete group with its key
+    that an earlier batch left pending (as the loop does), not leave it to expire later."""
+    stale, _ = _static5(MMSI + 1, "STALE", seq=1)
+    fresh = _static5(MMSI + 2, "FRESH", seq=1)
+    lines = [(tag("r", T0) + x).encode() for x in [stale, "!AIVDM,1,1,,A,13aI8e?P00PGpU:NR6s00?vT2000,0*70", *fresh]]
+    fast, exact = _decode(lines, chunk, False), _decode(lines, chunk, True)
+    _assert_same(fast, exact)
+    assert [(d.line, d.reason) for d in fast.dead] == [(1, "incomplete_multipart")]
+    assert "superseded" in fast.dead[0].detail and [r.name for r in fast.statics] == ["FRESH"]
+
+
+def test_fast_paths_equal_the_exact_code_on_all_real_files_in_benchmark_batches(real_data: Path) -> None:
+    lines = [x for p in sorted((real_data / "nmea").glob("*")) for x in p.read_bytes().splitlines()]
+    for kwargs in ({"untimed_start_s": 0.0}, {}, {"live": True, "dedupe_untimed_payloads": 50}):
+        _assert_same(_decode(lines, 4096, False, **kwargs), _decode(lines, 4096, True, **kwargs))
+
+
+# ---------------------------------------------------------------------------------------------- numpy decoders
+
+
+def _armored(bits: str) -> tuple[bytes, int]:
+    """A payload (6-bit armoring) carrying ``bits``, with its fill bits."""
+    fill = -len(bits) % 6
+    bits += "0" * fill
+    chars = [int(bits[i : i + 6], 2) for i in range(0, len(bits), 6)]
+    return bytes(c + 48 if c < 40 else c + 56 for c in chars), fill
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([1, 2, 3, 18, 19, 27]), st.integers(60, 320), st.randoms(use_true_random=False))
+def test_numpy_position_decoders_equal_pyais_at_any_length(msg_type: int, nbits: int, rnd: Any) -> None:
+    bits = f"{msg_type:06b}" + "".join(rnd.choice("01") for _ in range(nbits - 6))
+    payload, fill = _armored(bits)
+    got = decode_payloads([payload], np.array([fill]), np.array([np.nan]))
+    try:
+        msg: Any = _pyais_decode(payload, fill)
+    except DecodeError:
+        assert not got.is_pos[0]
+        return
+    if not got.is_pos[0]:
+        assert msg.lon is None or msg.lat is None  # too short: not a position
+        return
+    assert (got.ais_type[0], got.mmsi[0], got.lon[0], got.lat[0]) == (msg.msg_type, msg.mmsi, msg.lon, msg.lat)
+    heading = getattr(msg, "heading", None)
+    for value, want in ((got.sog[0], msg.speed), (got.cog[0], msg.course), (got.heading[0], heading)):
+        assert (want is None and math.isnan(value)) or value == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([5, 24]), st.integers(30, 440), st.randoms(use_true_random=False)),
+                min_size=1, max_size=6))
+def test_batched_static_decoder_equals_the_lean_one(specs: list[tuple[int, int, Any]]) -> None:
+    payloads, fills, types = [], [], []
+    for msg_type, nbits, rnd in specs:
+        payload, fill = _armored(f"{msg_type:06b}" + "".join(rnd.choice("01") for _ in range(nbits - 6)))
+        payloads.append(payload)
+        fills.append(fill)
+        types.append(msg_type)
+    got = decode_statics(payloads, fills, types, [T0] * len(specs))
+    for rep, payload, fill, msg_type in zip(got, payloads, fills, types, strict=True):
+        try:
+            want: object = _lean_static(payload, fill, msg_type, T0)
+        except DecodeError as exc:
+            want = exc
+        assert (rep.detail if isinstance(rep, DecodeError) else rep) == (
+            want.detail if isinstance(want, DecodeError) else want)
+
+
+def test_fast_static_constructor_equals_the_dataclass() -> None:
+    args = ("413000001", 1.5, "A", 70, 90.0, 14.0, "WUHAN", "06-02T08:30", 9000001, "BCQ1")
+    made, real = make_static(*args), StaticReport(*args)
+    assert made == real and hash(made) == hash(real) and repr(made) == repr(real)
+    assert make_static("1", None, "N") == StaticReport("1", None, "N")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.name = "X"  # type: ignore[misc]
+    with mock.patch.object(aisstatic_mod, "_SETTERS", None):  # the constructor, should StaticReport change
+        assert make_static(*args) == real and make_static("1", None, "N") == StaticReport("1", None, "N")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"[0-9]{1,12}(\.[0-9]{0,6})?(\.[0-9])?", fullmatch=True))
+def test_vectorised_decimal_equals_float(text: str) -> None:
+    raw = text.encode()
+    line = b"xx " + raw + b" !"
+    padded = np.frombuffer(bytes(16) + line + bytes(64), dtype=np.uint8)
+    dots = np.flatnonzero(padded == 46)
+    value, ok = _decimal(_words(padded), dots, np.array([16 + 3]), np.array([16 + 3 + len(raw)]))
+    if ok[0]:
+        assert value[0] == float(text)
+    else:  # left to the exact code: a form it does not read
+        assert text.count(".") > 1 or text.endswith(".") or len(text.replace(".", "")) > 15
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1970, 2099), st.integers(1, 12), st.integers(1, 31))
+def test_days_from_civil_equals_timegm(y: int, m: int, d: int) -> None:
+    got = _days_from_civil(np.array([y]), np.array([m]), np.array([d]))[0] * 86400
+    assert got == calendar.timegm((y, m, d, 0, 0, 0, 0, 0, 0))  # Feb 31 = Mar 3, as timegm
+
+
+# ---------------------------------------------------------------------------------------------- dedupe memory
+
+
+def _reference_dedupe(stream: list[tuple[bytes, float]], window_s: float, window_n: int) -> list[int]:
+    """The dedupe rule message by message, with an unbounded memory: indices of the duplicates."""
+    last: dict[bytes, tuple[float, int]] = {}
+    out = []
+    for seq, (payload, t) in enumerate(stream):
+        prev = last.get(payload)
+        if prev is not None:
+            pts, pseq = prev
+            timed = not math.isnan(t) and not math.isnan(pts)
+            if (timed and abs(t - pts) <= window_s and seq - pseq <= MAX_MESSAGES) or (
+                not timed and seq - pseq <= window_n
+            ):
+                out.append(seq)
+                continue
+        last[payload] = (t, seq)
+    return out
+
+
+def _batched_dedupe(stream: list[tuple[bytes, float]], cuts: list[int], window_s: float, window_n: int) -> list[int]:
+    memory = PayloadMemory(window_s, window_n)
+    out: list[int] = []
+    bounds = [0, *sorted(set(cuts)), len(stream)]
+    for a, b in itertools.pairwise(bounds):
+        part = stream[a:b]
+        dup = memory.find_duplicates([bytes(p) for p, _ in part], np.array([t for _, t in part], dtype=float))
+        out.extend(a + int(k) for k in dup)
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.one_of(st.floats(0, 400), st.just(math.nan))), max_size=200),
+       st.lists(st.integers(0, 200), max_size=6),
+       st.sampled_from([(60.0, 2000), (10.0, 3), (1e9, 0), (60.0, 3_000_000)]))  # the last: times in a dict
+def test_dedupe_rounds_equal_the_one_by_one_rule(
+    items: list[tuple[int, float]], cuts: list[int], windows: tuple[float, int]
+) -> None:
+    stream = [(b"P%d" % p, t) for p, t in items]
+    assert _batched_dedupe(stream, [c for c in cuts if c < len(stream)], *windows) == _reference_dedupe(
+        stream, *windows)
+
+
+def test_dedupe_memory_stays_exact_past_its_ring_and_forgets() -> None:
+    """More messages than the ring of times holds: old entries are forgotten, never mistaken for recent ones."""
+    rng = np.random.default_rng(7)
+    n = 300_000
+    ids = rng.integers(0, 40_000, n)
+    ts = np.cumsum(rng.random(n) * 0.01)
+    ts[rng.random(n) < 0.05] = np.nan
+    stream = [(b"%d" % i, float(t)) for i, t in zip(ids.tolist(), ts.tolist(), strict=True)]
+    cuts = list(range(0, n, 4096))
+    assert _batched_dedupe(stream, cuts, 60.0, 2000) == _reference_dedupe(stream, 60.0, 2000)
+    memory = PayloadMemory(60.0, 2000)
+    for a in cuts:
+        memory.find_duplicates([p for p, _ in stream[a : a + 4096]], np.array([t for _, t in stream[a : a + 4096]]))
+    assert len(memory) <= 40_000

@@ -1,64 +1,75 @@
 """AIS NMEA 0183 decoder: envelope, tag blocks, time lines, multipart reassembly, dedupe, accounting.
 
-pyais decodes AIS payloads; this module handles everything around them: the
+pyais' layouts decode AIS payloads; this module handles everything around them: the
 ``!xxVDM``/``!xxVDO`` envelope of any talker, checksums, NMEA 4.0 tag blocks,
 Gatehouse ``$PGHP`` time lines, leading/trailing receiver unix times,
 multipart reassembly, dedupe of aggregated feeds, and accounting of every line
 (docs/ingest.md).
 
-A batch goes through four steps, so that Python touches each line as little as possible:
+A batch goes through four steps, so that Python touches as few lines as possible
+(docs/ingest.md, "NMEA decoding speed"):
 
-1. :func:`._nmeascan.scan_lines` (numpy, whole batch): checksums, plain single-part
-   sentences and their payloads, tag-block and leading receiver times, skippable lines;
-2. one pass over the lines in order (:meth:`NmeaDecoder._scan`): times that carry
-   over from line to line, multipart groups, dead letters, and the exact per-line
-   code for every line the first step was unsure about;
-3. dedupe of the assembled messages (:meth:`NmeaDecoder._dedupe`), in bulk where
-   payloads are new;
-4. payloads: 168-bit class A/B positions (types 1/2/3/18, the bulk of any feed) are
-   unpacked with numpy (:mod:`._aisfast`), types 5 and 24 read field by field
-   (:func:`_lean_static`), positions of types 19/27 and odd lengths by pyais; other
-   types are counted by number. The tests compare every path with pyais, and step 1
-   with the exact per-line code, on every real file.
+1. :func:`._nmeascan.scan_lines` (numpy, whole batch): checksums, the envelope of plain
+   sentences, tag-block and leading receiver times, ``$PGHP`` time lines, skippable
+   lines. The lines it works out completely (*fast* lines: single-part sentences with
+   known times, two-fragment groups on adjacent lines, time lines; the bulk of any feed)
+   never enter a Python loop: :meth:`NmeaDecoder._fast_sentences` slices their payloads
+   in one comprehension, and a fast line without a time of its own gets the last one set
+   before it, carried forward with numpy (:mod:`._messages` builds their columns);
+2. one pass over the remaining lines in order (:meth:`NmeaDecoder._loop`): other multipart
+   groups, dead letters, and the exact per-line code for every line the first step was
+   unsure about. The time such a line inherits may come from a fast line before it: their
+   times are known before the pass starts;
+3. dedupe of the assembled messages, in completion order (:class:`._dedupe.PayloadMemory`);
+4. payloads (:func:`._payloads.decode_payloads`): numpy for positions and full-length
+   statics, pyais for the rest; then "not available" values, the synthetic clock and
+   the accounting (:meth:`NmeaDecoder._finish`).
+
+The tests compare the fast paths with the exact per-line code (on every real file and on
+generated lines, in batches of any size) and the payload decoders with pyais.
 
 Pure: no I/O and no clock. Time arrives in the data (or as ``arrival_ts_s``).
 """
-
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pyais.bit_vector import bit_vector
-from pyais.constants import ShipType
-from pyais.messages import MSG_CLASS
-from pyais.util import is_auxiliary_craft
 
 from geofence.deadletter import DeadLetter, raw_text
-from geofence.decode._aisfast import FAST_FIRST_CHARS, decode_positions_168
-from geofence.decode._nmeascan import scan_lines
+from geofence.decode._aisstatic import lean_static as _lean_static
+from geofence.decode._dedupe import PayloadMemory
+from geofence.decode._messages import Item, Messages, fast_messages, key_code, merge, station_text
+from geofence.decode._nmeascan import LineScan, scan_lines
+from geofence.decode._payloads import POSITION_TYPES, STATIC_TYPES, decode_payloads
+from geofence.decode._payloads import pyais_decode as _pyais_decode
 from geofence.decode.accounting import Counts, DecodeResult
-from geofence.decode.tagblock import nmea_checksum, parse_epoch, parse_pghp, parse_tag_block, trailing_epoch
+from geofence.decode.tagblock import (
+    BAD_TAG_CHECKSUM,
+    nmea_checksum,
+    parse_pghp,
+    parse_prefix,
+    trailing_epoch,
+)
 from geofence.errors import DecodeError
-from geofence.positions import PositionBatch, StaticReport
+from geofence.positions import PositionBatch
 
 __all__ = ["POSITION_TYPES", "STATIC_TYPES", "NmeaDecoder"]
 
-#: AIS message types that carry a vessel position.
-POSITION_TYPES = frozenset({1, 2, 3, 18, 19, 27})
-#: AIS message types that carry static/voyage data.
-STATIC_TYPES = frozenset({5, 24})
+# Re-exported for the tests, which compare them with pyais.
+_ = (_lean_static, _pyais_decode)
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+Obj = npt.NDArray[np.object_]
 
 _ARMOR = bytes(range(48, 88)) + bytes(range(96, 120))  # valid 6-bit armoring characters
 _SENTENCE_KINDS = (b"VDM", b"VDO")
 _CACHE_MAX = 4096
-#: A tag block whose own ``*hh`` does not match: its fields are ignored, the sentence is still decoded.
-_BAD_TAG_CHECKSUM = DecodeError("checksum", "tag block checksum does not match its body")
+_IDS_MAX = 65536
 
 
 @dataclass(slots=True)
@@ -70,56 +81,6 @@ class _Group:
     timed: bool
     receiver: str
     frags: list[tuple[int, bytes, bytes]] = field(default_factory=list)  # (line, raw, payload)
-
-
-#: A repeat more than this many messages after the last counted copy is never a duplicate (bounds the memory).
-_DEDUPE_MAX_MESSAGES = 100_000
-#: One queued message: (payload, fill bits, first line, time or NaN, receiver, its lines or None).
-#: ``None`` lines mean a single sentence: line number ``first line``, raw bytes in the feed's ``lines``.
-_Item = tuple[bytes, int, int, float, str, "list[tuple[int, bytes]] | None"]
-
-
-@dataclass(slots=True)
-class _Messages:
-    """Assembled messages of one feed call, in completion order, waiting for payload decoding."""
-
-    lines: Sequence[bytes]
-    first_line: int
-    items: list[_Item] = field(default_factory=list)
-    fast: list[int] = field(default_factory=list)  # 168-bit class A/B positions: numpy unpacking
-    slow: list[int] = field(default_factory=list)  # everything else
-    payload: list[bytes] = field(default_factory=list)
-    fill: list[int] = field(default_factory=list)
-    line: list[int] = field(default_factory=list)
-    ts: list[float] = field(default_factory=list)
-    receiver: list[str] = field(default_factory=list)
-    groups: list[list[tuple[int, bytes]] | None] = field(default_factory=list)
-
-    def unpack(self) -> None:
-        """Turn ``items`` into the per-field lists the payload decoding reads; split fast and slow messages."""
-        if not self.items:
-            return
-        payload, fill, line, ts, receiver, groups = zip(*self.items, strict=True)
-        self.payload, self.fill, self.line, self.ts, self.receiver = (
-            list(payload), list(fill), list(line), list(ts), list(receiver)
-        )
-        self.groups = list(groups)
-        fast_first = FAST_FIRST_CHARS
-        flags = [f == 0 and len(p) == 28 and p[0] in fast_first for p, f in zip(payload, fill, strict=True)]
-        self.fast = [k for k, flag in enumerate(flags) if flag]
-        self.slow = [k for k, flag in enumerate(flags) if not flag]
-
-    def raws(self, k: int) -> list[tuple[int, bytes]]:
-        """(line number, raw bytes) of every line of message ``k``."""
-        group = self.groups[k]
-        if group is not None:
-            return group
-        ln = self.line[k]
-        return [(ln, self.lines[ln - self.first_line])]
-
-    def nlines(self) -> npt.NDArray[np.int64]:
-        """How many input lines each message took."""
-        return np.fromiter((1 if g is None else len(g) for g in self.groups), dtype=np.int64, count=len(self.groups))
 
 
 class NmeaDecoder:
@@ -173,8 +134,7 @@ class NmeaDecoder:
         self._untimed_step_s = float(untimed_step_s)
         self._untimed_k = 0
         self._live = live
-        self._window_s = float(dedupe_window_s)
-        self._window_n = int(dedupe_untimed_payloads)
+        self._memory = PayloadMemory(dedupe_window_s, dedupe_untimed_payloads)
         self._timeout_lines = int(multipart_timeout_lines)
         self._timeout_s = float(multipart_timeout_s)
         self._max_line = int(max_line_bytes)
@@ -182,11 +142,9 @@ class NmeaDecoder:
         self._last_time: float | None = None
         self._lines_seen = 0
         self._pending: dict[tuple[bytes, bytes, bytes, int], _Group] = {}
-        self._seen: dict[bytes, tuple[float | None, int]] = {}
-        self._seen_order: deque[tuple[bytes, int]] = deque()
-        self._msg_seq = 0
         self._prefix_cache: dict[bytes, tuple[float | None, str, DecodeError | None]] = {}
         self._stations: dict[bytes, str] = {}
+        self._ids: dict[int, str] = {}
 
     # ------------------------------------------------------------------ public
 
@@ -194,10 +152,11 @@ class NmeaDecoder:
         """Decode ``lines``; ``first_line`` is the 1-based line number (or offset) of ``lines[0]``."""
         counts = Counts()
         dead: list[DeadLetter] = []
-        msgs = _Messages(lines, first_line)
-        self._scan(lines, first_line, arrival_ts_s, counts, dead, msgs)
-        self._dedupe(msgs, counts)
-        msgs.unpack()
+        msgs = self._scan(lines, first_line, arrival_ts_s, counts, dead)
+        duplicates = self._memory.find_duplicates(msgs.payload, msgs.ts)
+        if duplicates.size:
+            _count_records(counts, "duplicates", msgs.nlines[duplicates])
+            msgs = msgs.drop(duplicates)
         self._expire(counts, dead, final=False)
         return self._finish(msgs, counts, dead)
 
@@ -221,79 +180,229 @@ class NmeaDecoder:
         arrival: float | None,
         counts: Counts,
         dead: list[DeadLetter],
-        msgs: _Messages,
-    ) -> None:
-        """One pass over the lines. Hot loop: state lives in locals and is written back at the end."""
+    ) -> Messages:
+        """Steps 1 and 2 of the module docstring: every line counted or turned into a message."""
         n = len(lines)
         if n == 0:
-            return
-        max_line = self._max_line
-        lay = scan_lines(lines, max_line)
-        bangs, stars_b, ok_b, stars_a, ok_a = lay.bang, lay.star_b, lay.ok_b, lay.star_a, lay.ok_a
-        plain, fast, own_ts, pay0, pay1, fills = lay.plain, lay.fast, lay.own_ts, lay.pay0, lay.pay1, lay.fill
-        st0, st1 = lay.st0, lay.st1
-        stations = self._stations
+            return Messages.empty(lines, first_line)
+        lay = scan_lines(lines, self._max_line)
+        fast = np.array(lay.fast, dtype=bool)
+        plain = np.array(lay.plain, dtype=bool)
+        own = lay.own_ts
         counts.input_lines += lay.n_skip
         counts.skipped += lay.n_skip  # blank lines, comments, non-AIS "$" sentences
+        n_time = int(np.count_nonzero(fast & lay.time_line))
+        counts.input_lines += n_time
+        counts.skipped += n_time  # $PGHP time lines read by the first step
+        sent, payloads, pair1 = self._fast_sentences(lines, lay, fast, plain)
+
+        # -- receiver times set by fast lines, known before the loop
+        setter = fast & ~np.isnan(own)
+        fast_setters = np.flatnonzero(setter)
+        loop = np.zeros(n, dtype=bool)
+        loop[np.asarray(lay.active, dtype=np.int64)] = True
+        loop &= ~fast
+        loop_idx = np.flatnonzero(loop)
+        carried = self._last_time
+        set_at: list[int] = []
+        set_ts: list[float] = []
+        items: list[Item] = []
+        if loop_idx.size:
+            k = np.searchsorted(fast_setters, loop_idx) - 1
+            prev_at = np.where(k >= 0, fast_setters[np.maximum(k, 0)], -1) if fast_setters.size else np.full(
+                loop_idx.size, -1)
+            self._loop(
+                lines, first_line, arrival, counts, dead, lay, plain, loop_idx, prev_at, own, items, set_at, set_ts
+            )
+
+        # -- times of the fast sentences: their own, else the last one set before them
+        setter[set_at] = True
+        values = np.where(setter, own, np.nan)
+        values[set_at] = set_ts
+        last_at = np.maximum.accumulate(np.where(setter, np.arange(n), -1))
+        fallback = carried if carried is not None else (arrival if self._live and arrival is not None else np.nan)
+        if last_at[-1] >= 0:
+            self._last_time = float(values[last_at[-1]])
+        ts = own[sent]
+        no_own = np.isnan(ts)
+        if no_own.any():
+            before = last_at[sent[no_own]]
+            ts[no_own] = np.where(before >= 0, values[np.maximum(before, 0)], fallback)
+        self._lines_seen += n
+        counts.multipart_messages += int(np.count_nonzero(pair1))
+        return merge(fast_messages(lines, first_line, lay, sent, payloads, ts, pair1, self._stations), items)
+
+    def _fast_sentences(
+        self, lines: Sequence[bytes], lay: LineScan, fast: npt.NDArray[np.bool_], plain: npt.NDArray[np.bool_]
+    ) -> tuple[I64, list[bytes], npt.NDArray[np.bool_]]:
+        """Fast sentence lines, their payloads and where the two-line groups start (``fast``/``plain`` updated).
+
+        Payload characters are checked for all lines at once; a line whose payload has characters outside
+        the armoring takes the exact path (which dead-letters it), and so do the two-line groups with the key
+        of such a line, or with a key still pending from an earlier batch.
+        """
+        n = fast.size
+        sent_mask = fast & ~lay.time_line
+        pair1 = lay.pair & sent_mask
+        pair1[:-1] &= sent_mask[1:]
+        if self._timeout_lines < 0 or self._timeout_s < 0:
+            pair1[:] = False  # negative timeouts could expire even adjacent fragments: the loop decides
+        blocked: set[int] = set()
+        if pair1.any() and self._pending:
+            blocked = {key_code(key) for key in self._pending}
+        while True:
+            if blocked:
+                pair1 &= ~np.isin(lay.code, list(blocked))
+            pair2 = np.zeros(n, dtype=bool)
+            pair2[1:] = pair1[:-1]
+            lone = sent_mask & (lay.count > 1) & ~pair1 & ~pair2  # fragments whose group takes the loop
+            fast[lone] = False
+            sent_mask &= ~lone
+            sent = np.flatnonzero(sent_mask)
+            p0, p1 = lay.pay0[sent].tolist(), lay.pay1[sent].tolist()
+            payloads = [lines[i][a:b] for i, a, b in zip(sent.tolist(), p0, p1, strict=True)]
+            if not payloads or not b"".join(payloads).translate(None, _ARMOR):
+                return sent, payloads, pair1
+            bad = sent[[k for k, p in enumerate(payloads) if p.translate(None, _ARMOR)]]
+            fast[bad] = False
+            plain[bad] = False
+            sent_mask[bad] = False
+            blocked.update(lay.code[bad[lay.count[bad] > 1]].tolist())
+
+    def _loop(
+        self,
+        lines: Sequence[bytes],
+        first_line: int,
+        arrival: float | None,
+        counts: Counts,
+        dead: list[DeadLetter],
+        lay: LineScan,
+        plain_mask: npt.NDArray[np.bool_],
+        loop_idx: I64,
+        prev_at: I64,
+        own: F64,
+        items: list[Item],
+        set_at: list[int],
+        set_ts: list[float],
+    ) -> None:
+        """Step 2: the lines the first step did not work out, in order. Hot loop: state lives in locals.
+
+        ``prev_at[j]`` is the last fast line before ``loop_idx[j]`` that set a receiver time; the loop
+        takes it over when it is later than the last time the loop itself set. Lines that set a
+        time are reported in ``set_at``/``set_ts``; messages are appended to ``items``.
+        *Plain* lines (envelope read by the first step) skip the parsing; every other line takes
+        the exact per-line code.
+        """
+        sel = loop_idx
+        bangs = lay.bang[sel].tolist()
+        stars_b = lay.star_b[sel].tolist()
+        ok_bs = lay.ok_b[sel].tolist()
+        stars_a = lay.star_a[sel].tolist()
+        ok_as = lay.ok_a[sel].tolist()
+        plains = plain_mask[sel].tolist()
+        knowns = (lay.known[sel] & plain_mask[sel]).tolist()
+        pay0s = lay.pay0[sel].tolist()
+        pay1s = lay.pay1[sel].tolist()
+        fills = lay.fill[sel].tolist()
+        counts_f = lay.count[sel].tolist()
+        numbers = lay.number[sel].tolist()
+        seq0s, seq1s, chan0s, chan1s = lay.seq[:, sel].tolist()
+        st0s = lay.st0[sel].tolist()
+        st1s = lay.st1[sel].tolist()
+        owns = own[sel].tolist()
+        prev = prev_at.tolist()
+        prev_ts = own[np.maximum(prev_at, 0)].tolist()
+        max_line = self._max_line
         live_time = arrival if self._live else None
         seen0 = self._lines_seen
         last_time = self._last_time
-        pending = self._pending
+        last_at = -1  # batch index of the line that set last_time (-1: before this batch)
         prefix_of = self._prefix
-        emit = self._emit
-        items = msgs.items
+        fragment = self._fragment
+        stations = self._stations
         nan = math.nan
         kinds = _SENTENCE_KINDS
         armor = _ARMOR
-        bad_tag = _BAD_TAG_CHECKSUM
+        bad_tag = BAD_TAG_CHECKSUM
         dead_at = self._dead
         ts: float | None
-        for i in lay.active:
+        for j, i in enumerate(sel.tolist()):
+            if prev[j] > last_at:
+                last_time = prev_ts[j]
+                last_at = prev[j]
             line = lines[i]
             lineno = first_line + i
-            seen = seen0 + i + 1
-            if (fast[i] or plain[i]) and not (payload := line[pay0[i] : pay1[i]]).translate(None, armor):
-                # A well-formed single-part sentence (checked for the whole batch at once): time, dedupe, queue.
-                # (A payload with other characters, e.g. a non-standard extra field, takes the exact path below.)
+            b = bangs[j]
+            if plains[j] and not (payload := line[pay0s[j] : pay1s[j]]).translate(None, armor):
+                # A well-formed sentence whose envelope the first step read.
                 receiver = ""
-                if fast[i]:  # time and station read by the vectorised pass too
-                    t = own_ts[i]
-                    ts = None if t != t else t
-                    if st0[i] >= 0:
-                        station = line[st0[i] : st1[i]]
-                        receiver = stations.get(station) or _station(stations, station)
+                if knowns[j]:
+                    ts = owns[j]
+                    if ts != ts:
+                        ts = None
+                    if st0s[j] >= 0:
+                        key = line[st0s[j] : st1s[j]]
+                        receiver = stations.get(key) or station_text(stations, key)
                 else:
-                    ts = None
-                    b = bangs[i]
-                    if b > 0:
-                        ts, receiver, err = prefix_of(line[:b], stars_a[i], ok_a[i], b)
-                        if err is bad_tag:
-                            counts.tag_blocks_ignored += 1
-                        elif err is not None:
-                            dead_at(dead, counts, lineno, err.reason, err.detail, line)
-                            continue
-                    if ts is None:
-                        tail = line[stars_b[i] + 3 :].strip()
-                        if tail:
-                            ts = trailing_epoch(tail)
+                    ts, receiver, err = prefix_of(line[:b], stars_a[j], ok_as[j], b)
+                    if err is bad_tag:
+                        counts.tag_blocks_ignored += 1
+                    elif err is not None:
+                        dead_at(dead, counts, lineno, err.reason, err.detail, line)
+                        continue
+                if ts is None:
+                    tail = line[stars_b[j] + 3 :].strip()
+                    if tail:
+                        ts = trailing_epoch(tail)
+                last_before = last_time
                 if ts is not None:
                     last_time = ts
+                    last_at = i
+                    set_at.append(i)
+                    set_ts.append(ts)
+                    timed = True
                 elif last_time is not None:
                     ts = last_time
+                    timed = True
                 else:
                     ts = live_time
-                items.append((payload, fills[i], lineno, nan if ts is None else ts, receiver, None))
+                    timed = ts is not None
+                cnt = counts_f[j]
+                if cnt == 1:
+                    items.append((i, payload, fills[j], lineno, nan if ts is None else ts, receiver, None))
+                else:
+                    group_key = (line[b + 1 : b + 6], line[seq0s[j] : seq1s[j]], line[chan0s[j] : chan1s[j]], cnt)
+                    fragment(
+                        group_key,
+                        numbers[j],
+                        cnt,
+                        i,
+                        seen0 + i + 1,
+                        lineno,
+                        line,
+                        payload,
+                        fills[j],
+                        ts,
+                        timed,
+                        receiver,
+                        last_before,
+                        counts,
+                        dead,
+                        items,
+                    )
                 continue
             if len(line) > max_line:
                 dead_at(dead, counts, lineno, "too_long", f"{len(line)} bytes > {max_line}", line)
                 continue
-            b = bangs[i]
             if b < 0:
-                got = self._non_sentence(line, lineno, stars_a[i], ok_a[i], counts, dead)
+                got = self._non_sentence(line, lineno, stars_a[j], ok_as[j], counts, dead)
                 if got is not None:
                     last_time = got
+                    last_at = i
+                    set_at.append(i)
+                    set_ts.append(got)
                 continue
-            sb = stars_b[i]
+            sb = stars_b[j]
             if sb < 0:
                 dead_at(dead, counts, lineno, "unparseable", "AIS sentence without '*hh' checksum", line)
                 continue
@@ -306,7 +415,7 @@ class NmeaDecoder:
                 else:
                     dead_at(dead, counts, lineno, "unparseable", f"unknown sentence {f0[:12]!r}", line)
                 continue
-            if not ok_b[i]:
+            if not ok_bs[j]:
                 detail = f"checksum {line[sb + 1 : sb + 3]!r} != computed {nmea_checksum(line[b + 1 : sb]):02X}"
                 dead_at(dead, counts, lineno, "checksum", detail, line)
                 continue
@@ -317,7 +426,7 @@ class NmeaDecoder:
             ts = None
             receiver = ""
             if b > 0:
-                ts, receiver, err = prefix_of(line[:b], stars_a[i], ok_a[i], b)
+                ts, receiver, err = prefix_of(line[:b], stars_a[j], ok_as[j], b)
                 if err is bad_tag:
                     # The sentence has a valid checksum of its own: keep it, distrust the tag block's time/station.
                     counts.tag_blocks_ignored += 1
@@ -331,6 +440,9 @@ class NmeaDecoder:
             last_before = last_time  # the state a feed boundary just before this line would have seen
             if ts is not None:
                 last_time = ts
+                last_at = i
+                set_at.append(i)
+                set_ts.append(ts)
                 timed = True
             elif last_time is not None:
                 ts = last_time
@@ -356,7 +468,7 @@ class NmeaDecoder:
                 if num_f != b"1":
                     dead_at(dead, counts, lineno, "unparseable", f"fragment {num_f[:8]!r} of 1", line)
                     continue
-                emit(payload, fill, lineno, [(lineno, line)], ts, timed, receiver, msgs)
+                items.append((i, payload, fill, lineno, nan if ts is None else ts, receiver, None))
                 continue
             if not (cnt_f.isdigit() and num_f.isdigit() and len(cnt_f) == 1 and len(num_f) == 1):
                 dead_at(dead, counts, lineno, "unparseable", f"fragment fields {cnt_f[:8]!r},{num_f[:8]!r}", line)
@@ -366,39 +478,81 @@ class NmeaDecoder:
             if not 1 <= num <= cnt:
                 dead_at(dead, counts, lineno, "unparseable", f"fragment {num} of {cnt}", line)
                 continue
-            key = (f0, fields[3], fields[4], cnt)
-            group = pending.get(key)
-            if group is not None and self._too_old(group, seen - 1, last_before):
-                # Expire exactly as the end-of-feed check would have, so that batch boundaries change nothing.
+            fragment(
+                (f0, fields[3], fields[4], cnt),
+                num,
+                cnt,
+                i,
+                seen0 + i + 1,
+                lineno,
+                line,
+                payload,
+                fill,
+                ts,
+                timed,
+                receiver,
+                last_before,
+                counts,
+                dead,
+                items,
+            )
+
+    def _fragment(
+        self,
+        key: tuple[bytes, bytes, bytes, int],
+        num: int,
+        cnt: int,
+        i: int,
+        seen: int,
+        lineno: int,
+        line: bytes,
+        payload: bytes,
+        fill: int,
+        ts: float | None,
+        timed: bool,
+        receiver: str,
+        last_before: float | None,
+        counts: Counts,
+        dead: list[DeadLetter],
+        items: list[Item],
+    ) -> None:
+        """Fragment ``num`` of ``cnt`` (the ``seen``-th line of the input, index ``i`` of the batch) of group ``key``.
+
+        ``ts``/``timed``: the line's receiver time; ``last_before``: the latest receiver time before the line.
+        """
+        pending = self._pending
+        group = pending.get(key)
+        if group is not None and self._too_old(group, seen - 1, last_before):
+            # Expire exactly as the end-of-feed check would have, so that batch boundaries change nothing.
+            del pending[key]
+            self._expire_group(group, "reassembly window exceeded", counts, dead)
+            group = None
+        if num == 1:
+            if group is not None:
                 del pending[key]
-                self._expire_group(group, "reassembly window exceeded", counts, dead)
-                group = None
-            if num == 1:
-                if group is not None:
-                    del pending[key]
-                    self._expire_group(group, "superseded by a new group with the same sequence id", counts, dead)
-                pending[key] = _Group(seen, ts, timed, receiver, [(lineno, line, payload)])
-                continue
-            if group is None or len(group.frags) != num - 1:
-                dead_at(dead, counts, lineno, "incomplete_multipart", f"orphan fragment {num} of {cnt}", line)
-                continue
-            group.frags.append((lineno, line, payload))
-            if num == cnt:
-                del pending[key]
-                counts.multipart_messages += 1
-                g_ts = group.ts_s if group.timed else ts
-                emit(
+                self._expire_group(group, "superseded by a new group with the same sequence id", counts, dead)
+            pending[key] = _Group(seen, ts, timed, receiver, [(lineno, line, payload)])
+            return
+        if group is None or len(group.frags) != num - 1:
+            self._dead(dead, counts, lineno, "incomplete_multipart", f"orphan fragment {num} of {cnt}", line)
+            return
+        group.frags.append((lineno, line, payload))
+        if num == cnt:
+            del pending[key]
+            counts.multipart_messages += 1
+            g_ts = group.ts_s if group.timed else ts
+            g_timed = group.timed or timed
+            items.append(
+                (
+                    i,
                     b"".join(f[2] for f in group.frags),
                     fill,
                     group.frags[0][0],
-                    [(f[0], f[1]) for f in group.frags],
-                    g_ts,
-                    group.timed or timed,
+                    g_ts if g_timed and g_ts is not None else math.nan,
                     group.receiver or receiver,
-                    msgs,
+                    [(f[0], f[1]) for f in group.frags],
                 )
-        self._lines_seen = seen0 + n
-        self._last_time = last_time
+            )
 
     def _non_sentence(
         self, line: bytes, lineno: int, star_a: int, ok_a: bool, counts: Counts, dead: list[DeadLetter]
@@ -445,127 +599,12 @@ class NmeaDecoder:
         cached = self._prefix_cache.get(prefix)
         if cached is not None and (ok_a or star_a < 0 or star_a >= bang):
             return cached
-        result = self._parse_prefix(prefix, star_a, ok_a, bang)
+        result = parse_prefix(prefix, star_a, ok_a, bang)
         if len(self._prefix_cache) >= _CACHE_MAX:
             self._prefix_cache.clear()
         if ok_a or star_a < 0 or star_a >= bang:
             self._prefix_cache[prefix] = result
         return result
-
-    @staticmethod
-    def _parse_prefix(
-        prefix: bytes, star_a: int, ok_a: bool, bang: int
-    ) -> tuple[float | None, str, DecodeError | None]:
-        text = prefix.strip()
-        ts: float | None = None
-        station = ""
-        try:
-            if text[:1] == b"\\":
-                end = text.find(b"\\", 1)
-                if end < 0:
-                    raise DecodeError("unparseable", "tag block without closing '\\'")
-                body = text[1:end]
-                star = body.rfind(b"*")
-                if star >= 0:
-                    if 0 <= star_a < bang and not ok_a:
-                        return None, "", _BAD_TAG_CHECKSUM
-                    body = body[:star]
-                tb = parse_tag_block(body)
-                ts, station = tb.time_s, tb.station
-                rest = text[end + 1 :].strip()
-                if rest:
-                    raise DecodeError("unparseable", f"unexpected {rest[:20]!r} between tag block and sentence")
-            elif text[:1].isdigit():
-                ts = parse_epoch(text.split()[0])
-            elif text:
-                raise DecodeError("unparseable", f"unexpected {text[:20]!r} before the sentence")
-        except DecodeError as exc:
-            return None, "", exc
-        return ts, station, None
-
-    def _emit(
-        self,
-        payload: bytes,
-        fill: int,
-        line: int,
-        raws: list[tuple[int, bytes]],
-        ts: float | None,
-        timed: bool,
-        receiver: str,
-        msgs: _Messages,
-    ) -> None:
-        """Queue one assembled message (dedupe and decoding come after the scan)."""
-        msgs.items.append((payload, fill, line, ts if timed and ts is not None else math.nan, receiver, raws))
-
-    def _dedupe(self, msgs: _Messages, counts: Counts) -> None:
-        """Drop repeated payloads from ``msgs.items`` (in completion order); count them as ``duplicates``.
-
-        An identical payload is a duplicate when its last counted copy is within ``dedupe_window_s`` of
-        record time and at most :data:`_DEDUPE_MAX_MESSAGES` messages back, or, when either copy has no
-        time, at most ``dedupe_untimed_payloads`` messages back. Every message gets a sequence number,
-        duplicates too. The decision for a payload depends only on its own copies, so payloads new to
-        the memory and unique in the batch are accepted in bulk; only repeats are checked one by one.
-        Entries too old to ever match again are dropped, so the memory stays bounded and pruning never
-        changes a decision.
-        """
-        items = msgs.items
-        m = len(items)
-        if self._window_s <= 0 or m == 0:
-            return
-        seq0 = self._msg_seq
-        self._msg_seq = seq0 + m
-        seen = self._seen
-        order = self._seen_order
-        payloads = [it[0] for it in items]
-        in_batch = Counter(payloads)
-        special = {p for p, c in in_batch.items() if c > 1} | (seen.keys() & in_batch.keys())
-        seqs = range(seq0, seq0 + m)
-        if not special:
-            marks = [None if it[3] != it[3] else it[3] for it in items]
-            seen.update(zip(payloads, zip(marks, seqs, strict=True), strict=True))
-            order.extend(zip(payloads, seqs, strict=True))
-            self._prune_seen(seq0 + m)
-            return
-        # Payloads nobody has seen and that occur once here: accepted in bulk (dict updates of distinct keys
-        # commute). Repeated ones: one by one, in order.
-        window_s, window_n, cap = self._window_s, self._window_n, _DEDUPE_MAX_MESSAGES
-        rest = [k for k, p in enumerate(payloads) if p not in special]
-        seen.update((payloads[k], (None if items[k][3] != items[k][3] else items[k][3], seq0 + k)) for k in rest)
-        order.extend((payloads[k], seq0 + k) for k in rest)
-        dropped: set[int] = set()
-        for k, payload in enumerate(payloads):
-            if payload not in special:
-                continue
-            it = items[k]
-            mark = None if it[3] != it[3] else it[3]
-            seq = seq0 + k
-            prev = seen.get(payload)
-            if prev is not None:
-                pts, pseq = prev
-                if (mark is not None and pts is not None and abs(mark - pts) <= window_s and seq - pseq <= cap) or (
-                    (mark is None or pts is None) and seq - pseq <= window_n
-                ):
-                    counts.add_record("duplicates", 1 if it[5] is None else len(it[5]))
-                    dropped.add(k)
-                    continue
-            seen[payload] = (mark, seq)
-            order.append((payload, seq))
-        if dropped:
-            msgs.items = [it for k, it in enumerate(items) if k not in dropped]
-        self._prune_seen(seq0 + m)
-
-    def _prune_seen(self, seq: int) -> None:
-        """Forget payloads whose last counted copy can no longer match (more messages back than any window)."""
-        limit = seq - max(self._window_n, _DEDUPE_MAX_MESSAGES)
-        order = self._seen_order
-        seen = self._seen
-        while order and order[0][1] < limit:
-            payload, pseq = order.popleft()
-            entry = seen.get(payload)
-            if entry is not None and entry[1] == pseq:
-                del seen[payload]
-
-    # ------------------------------------------------------------------ expiry
 
     def _expire_group(self, group: _Group, why: str, counts: Counts, dead: list[DeadLetter]) -> None:
         n = len(group.frags)
@@ -594,98 +633,31 @@ class NmeaDecoder:
 
     # ------------------------------------------------------------------ payload decoding
 
-    def _finish(self, msgs: _Messages, counts: Counts, dead: list[DeadLetter]) -> DecodeResult:
-        m = len(msgs.payload)
+    def _subject_ids(self, mmsi: I64) -> Obj:
+        """MMSIs as an object array of ``str`` (cached: a feed repeats a few thousand vessels)."""
+        cache = self._ids
+        uniq, where = np.unique(mmsi, return_inverse=True)
+        texts = np.empty(uniq.size, dtype=object)
+        texts[:] = [cache.get(v) or _mmsi_text(cache, v) for v in uniq.tolist()]
+        out: Obj = texts[where]
+        return out
+
+    def _finish(self, msgs: Messages, counts: Counts, dead: list[DeadLetter]) -> DecodeResult:
+        """Step 4: decode the payloads, blank "not available" values, count every message, build the batch."""
+        m = len(msgs)
         if m == 0:
             return DecodeResult(positions=PositionBatch.empty(), dead=dead, counts=counts)
-        ais_type = np.zeros(m, dtype=np.int64)
-        mmsi = np.zeros(m, dtype=np.int64)
-        lon = np.full(m, np.nan)
-        lat = np.full(m, np.nan)
-        sog = np.full(m, np.nan)
-        cog = np.full(m, np.nan)
-        hdg = np.full(m, np.nan)
-        is_pos = np.zeros(m, dtype=bool)
-        statics: list[StaticReport] = []
-        if msgs.fast:
-            fi = np.asarray(msgs.fast, dtype=np.int64)
-            cols = decode_positions_168([msgs.payload[k] for k in msgs.fast])
-            ais_type[fi] = cols["type"]
-            mmsi[fi] = cols["mmsi"]
-            lon[fi] = cols["lon"]
-            lat[fi] = cols["lat"]
-            sog[fi] = cols["sog"]
-            cog[fi] = cols["cog"]
-            hdg[fi] = cols["heading"]
-            is_pos[fi] = True
-        for k in msgs.slow:
-            group = msgs.groups[k]
-            nl = 1 if group is None else len(group)
-            payload = msgs.payload[k]
-            first = payload[0] - 48
-            kind = first - 8 if first > 40 else first
-            if kind not in POSITION_TYPES and kind not in STATIC_TYPES and kind in MSG_CLASS:
-                # A type the rules do not use: counted by its number, not decoded (pyais raises only
-                # for unknown type numbers, which stay dead letters below).
-                ais_type[k] = kind
-                counts.add_record("other", nl)
-                continue
-            if kind in STATIC_TYPES:
-                try:
-                    ts = msgs.ts[k]
-                    statics.append(_lean_static(payload, msgs.fill[k], kind, None if math.isnan(ts) else ts))
-                except DecodeError as exc:
-                    for line, raw in msgs.raws(k):
-                        self._dead(dead, counts, line, exc.reason, exc.detail, raw)
-                    ais_type[k] = -1
-                    continue
-                ais_type[k] = kind
-                counts.add_record("static", nl)
-                continue
-            try:
-                msg = _pyais_decode(payload, msgs.fill[k])
-            except DecodeError as exc:
-                for line, raw in msgs.raws(k):
-                    self._dead(dead, counts, line, exc.reason, exc.detail, raw)
-                ais_type[k] = -1
-                continue
-            t = int(msg.msg_type)
-            ais_type[k] = t
-            mmsi[k] = int(msg.mmsi)
-            if t in POSITION_TYPES:
-                x, y = msg.lon, msg.lat
-                if x is None or y is None:
-                    for line, raw in msgs.raws(k):
-                        self._dead(dead, counts, line, "unparseable", f"type {t} payload too short for a position", raw)
-                    ais_type[k] = -1
-                    continue
-                lon[k], lat[k] = float(x), float(y)
-                sog[k] = _num(msg.speed)
-                cog[k] = _num(msg.course)
-                hdg[k] = _num(getattr(msg, "heading", None))
-                is_pos[k] = True
-            else:
-                counts.add_record("other", nl)
-        return self._positions(msgs, ais_type, mmsi, lon, lat, sog, cog, hdg, is_pos, statics, counts, dead)
-
-    def _positions(
-        self,
-        msgs: _Messages,
-        ais_type: npt.NDArray[np.int64],
-        mmsi: npt.NDArray[np.int64],
-        lon: npt.NDArray[np.float64],
-        lat: npt.NDArray[np.float64],
-        sog: npt.NDArray[np.float64],
-        cog: npt.NDArray[np.float64],
-        hdg: npt.NDArray[np.float64],
-        is_pos: npt.NDArray[np.bool_],
-        statics: list[StaticReport],
-        counts: Counts,
-        dead: list[DeadLetter],
-    ) -> DecodeResult:
-        nlines = msgs.nlines()
+        dec = decode_payloads(msgs.payload, msgs.fill, msgs.ts)
+        nlines = msgs.nlines
+        for k, exc in sorted(dec.errors.items()):
+            for line, raw in msgs.raws(k):
+                self._dead(dead, counts, line, exc.reason, exc.detail, raw)
+        _count_records(counts, "static", nlines[dec.is_static])
+        is_pos = dec.is_pos
+        _count_records(counts, "other", nlines[(dec.ais_type >= 0) & ~is_pos & ~dec.is_static])
+        lon, lat, sog, cog, hdg = dec.lon, dec.lat, dec.sog, dec.cog, dec.heading
         # "not available" values never become numbers
-        t27 = ais_type == 27
+        t27 = dec.ais_type == 27
         sog[(~t27) & (sog >= 102.3)] = np.nan
         cog[(~t27) & (cog >= 360.0)] = np.nan
         sog[t27 & (sog >= 63)] = np.nan
@@ -693,14 +665,14 @@ class NmeaDecoder:
         hdg[t27 | (hdg >= 360)] = np.nan
         no_pos = is_pos & ((lon == 181.0) | (lat == 91.0))
         _count_records(counts, "other", nlines[no_pos])
-        counts.no_position += int(no_pos.sum())
+        counts.no_position += int(np.count_nonzero(no_pos))
         is_pos &= ~no_pos
         bad = is_pos & ~((np.abs(lon) <= 180.0) & (np.abs(lat) <= 90.0))
         for k in np.flatnonzero(bad).tolist():
             for line, raw in msgs.raws(k):
                 self._dead(dead, counts, line, "out_of_range", f"lon {lon[k]} lat {lat[k]} outside WGS84", raw)
         is_pos &= ~bad
-        ts = np.asarray(msgs.ts, dtype=np.float64)
+        ts = msgs.ts.copy()
         untimed = is_pos & np.isnan(ts)
         if untimed.any():
             idx = np.flatnonzero(untimed)
@@ -716,178 +688,40 @@ class NmeaDecoder:
         sel = np.flatnonzero(is_pos)
         _count_records(counts, "positions", nlines[sel])
         if sel.size == 0:
-            return DecodeResult(positions=PositionBatch.empty(), statics=statics, dead=dead, counts=counts)
-        receivers = msgs.receiver
-        batch = PositionBatch.from_columns(
-            subject_id=[str(v) for v in mmsi[sel].tolist()],
+            return DecodeResult(positions=PositionBatch.empty(), statics=dec.statics, dead=dead, counts=counts)
+        k = int(sel.size)
+        blank = np.full(k, "", dtype=object)
+        batch = PositionBatch(
+            subject_id=self._subject_ids(dec.mmsi[sel]),
             ts_s=ts[sel],
             lon_deg=lon[sel],
             lat_deg=lat[sel],
             sog_kn=sog[sel],
             cog_deg=cog[sel],
             heading_deg=hdg[sel],
-            receiver=[receivers[k] for k in sel.tolist()],
-            source=_repeat(self.source, int(sel.size)),
-            line=np.asarray(msgs.line, dtype=np.int64)[sel],
+            kind=np.zeros(k, dtype=np.uint8),
+            carrier_id=blank,
+            event=np.zeros(k, dtype=np.uint8),
+            event_zone=blank.copy(),
+            receiver=msgs.receiver[sel],
+            source=np.full(k, self.source, dtype=object),
+            line=msgs.line[sel],
         )
-        return DecodeResult(positions=batch, statics=statics, dead=dead, counts=counts)
+        return DecodeResult(positions=batch, statics=dec.statics, dead=dead, counts=counts)
 
 
-def _station(cache: dict[bytes, str], key: bytes) -> str:
-    """Tag-block station text, cached (a feed has a few hundred stations)."""
-    text = key.decode("ascii", errors="backslashreplace")
-    if len(cache) >= _CACHE_MAX:
+def _mmsi_text(cache: dict[int, str], value: int) -> str:
+    text = str(value)
+    if len(cache) >= _IDS_MAX:
         cache.clear()
-    cache[key] = text
+    cache[value] = text
     return text
 
 
-def _count_records(counts: Counts, bucket: str, nlines: npt.NDArray[np.int64]) -> None:
+def _count_records(counts: Counts, bucket: str, nlines: I64) -> None:
     """Count records taking ``nlines[k]`` lines each: one line per record in ``bucket``, the rest ``fragments``."""
     records = int(nlines.size)
     lines = int(nlines.sum())
     counts.input_lines += lines
     setattr(counts, bucket, getattr(counts, bucket) + records)
     counts.fragments += lines - records
-
-
-def _repeat(value: str, n: int) -> npt.NDArray[np.object_]:
-    out = np.empty(n, dtype=object)
-    out[:] = value
-    return out
-
-
-def _num(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
-def _pyais_decode(payload: bytes, fill: int) -> Any:
-    """Decode one assembled payload with pyais; failures become :class:`DecodeError` ``unparseable``."""
-    try:
-        bv = bit_vector(payload, fill)
-        ais_id = bv.get(0, 6)
-    except Exception as exc:  # pyais raises several unrelated types on garbage
-        raise DecodeError("unparseable", f"payload cannot be unpacked ({type(exc).__name__}: {exc})") from None
-    cls = MSG_CLASS.get(ais_id)
-    if cls is None:
-        raise DecodeError("unparseable", f"unknown AIS message type {ais_id}")
-    try:
-        return cls.from_vector(bv)
-    except Exception as exc:
-        raise DecodeError("unparseable", f"AIS type {ais_id} payload invalid ({type(exc).__name__}: {exc})") from None
-
-
-class _Bits:
-    """Fields of one AIS payload read from pyais' ``bit_vector`` integer, with pyais' semantics.
-
-    A field wholly inside the payload is a shift and a mask (strings two 6-bit characters per
-    table lookup); a field running past the end falls back to pyais' own ``get``/``get_str``,
-    which return the bits that are there.
-    """
-
-    __slots__ = ("_bv", "_len", "_value")
-
-    def __len__(self) -> int:
-        return len(self._bv)
-
-    def __init__(self, payload: bytes, fill: int) -> None:
-        try:
-            self._bv = bit_vector(payload, fill)
-        except Exception as exc:  # pyais raises several unrelated types on garbage
-            raise DecodeError("unparseable", f"payload cannot be unpacked ({type(exc).__name__}: {exc})") from None
-        value = getattr(self._bv, "_value", None)  # CPython's int_bit_vector; other builds: pyais' getters only
-        self._value: int = value if isinstance(value, int) else 0
-        self._len = len(self._bv) if isinstance(value, int) else -1
-
-    def raw(self, start: int, width: int) -> int:
-        """pyais ``get``: the bits that are there (0 past the end)."""
-        if start + width > self._len:
-            return int(self._bv.get(start, width))
-        return (self._value >> (self._len - start - width)) & ((1 << width) - 1)
-
-    def num(self, start: int, width: int) -> int | None:
-        """A message field as pyais decodes it: None when it starts past the end of the payload."""
-        if start >= len(self._bv):
-            return None
-        return self.raw(start, width)
-
-    def text(self, start: int, width: int) -> str | None:
-        if start >= len(self._bv):
-            return None
-        if start + width > self._len:
-            return str(self._bv.get_str(start, width))
-        field_ = (self._value >> (self._len - start - width)) & ((1 << width) - 1)
-        parts: list[str] = []
-        n = width // 6
-        if n % 2:
-            parts.append(_SIXBIT[field_ & 63])
-            field_ >>= 6
-        for _ in range(n // 2):
-            parts.append(_SIXBIT_PAIRS[field_ & 4095])
-            field_ >>= 12
-        return "".join(reversed(parts)).rstrip("@").strip()
-
-
-_SIXBIT: tuple[str, ...] = tuple(chr(c + 64 if c < 32 else c) for c in range(64))  # pyais' 6-bit ASCII table
-_SIXBIT_PAIRS: tuple[str, ...] = tuple(_SIXBIT[i >> 6] + _SIXBIT[i & 63] for i in range(4096))
-
-
-def _lean_static(payload: bytes, fill: int, ais_type: int, ts_s: float | None) -> StaticReport:
-    """StaticReport of a type 5 or 24 payload, reading only the fields it needs.
-
-    Field offsets and string handling are pyais' (``MessageType5``, ``MessageType24PartA/B``), also for
-    truncated payloads (a field that starts past the end is absent); the tests compare the result with
-    pyais' full decode of every real message. A full pyais decode builds ~25 fields this report does
-    not use, and costs several times more.
-    """
-    bits = _Bits(payload, fill)
-    num, text = bits.num, bits.text
-    if len(bits) < 38:
-        raise DecodeError("unparseable", f"AIS type {ais_type} payload of {len(bits)} bits is too short for an MMSI")
-    mmsi = str(bits.raw(8, 30))
-    if ais_type == 5:
-        month, day, hour, minute = num(274, 4), num(278, 5), num(283, 5), num(288, 6)
-        ship_type = num(232, 8)
-        imo = num(40, 30)
-        return StaticReport(
-            subject_id=mmsi,
-            ts_s=ts_s,
-            name=_text(text(112, 120)),
-            ship_type=None if ship_type is None else int(ShipType.from_value(ship_type) or 0),  # reserved codes -> 0
-            length_m=_sum_positive(num(240, 9), num(249, 9)),
-            beam_m=_sum_positive(num(258, 6), num(264, 6)),
-            destination=_text(text(302, 120)),
-            eta=(
-                f"{month:02d}-{day:02d}T{hour:02d}:{minute:02d}"
-                if month and day is not None and hour is not None and minute is not None
-                else None
-            ),
-            imo=imo or None,
-            callsign=_text(text(70, 42)),
-        )
-    partno = bits.raw(38, 2)
-    if partno == 0:
-        return StaticReport(subject_id=mmsi, ts_s=ts_s, name=_text(text(40, 120)))
-    if partno != 1:
-        raise DecodeError("unparseable", f"AIS type 24 payload invalid (part number {partno}, expected 0 or 1)")
-    length = beam = None
-    if not is_auxiliary_craft(int(mmsi)):  # auxiliary craft carry the mothership's MMSI instead of dimensions
-        length = _sum_positive(num(132, 9), num(141, 9))
-        beam = _sum_positive(num(150, 6), num(156, 6))
-    return StaticReport(
-        subject_id=mmsi, ts_s=ts_s, ship_type=num(40, 8), length_m=length, beam_m=beam, callsign=_text(text(90, 42))
-    )
-
-
-def _sum_positive(a: int | None, b: int | None) -> float | None:
-    """Length (bow + stern) or beam (port + starboard) in metres; None when a part is missing or both are 0."""
-    if a is None or b is None or a + b <= 0:
-        return None
-    return float(a + b)
-
-
-def _text(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    value = value.replace("@", " ").strip()
-    return value or None

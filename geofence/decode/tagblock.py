@@ -16,11 +16,13 @@ from operator import xor
 from geofence.errors import DecodeError
 
 __all__ = [
+    "BAD_TAG_CHECKSUM",
     "MAX_EPOCH_S",
     "TagBlock",
     "nmea_checksum",
     "parse_epoch",
     "parse_pghp",
+    "parse_prefix",
     "parse_tag_block",
     "trailing_epoch",
 ]
@@ -29,6 +31,8 @@ __all__ = [
 MAX_EPOCH_S = 4102444800.0
 #: ``c:`` values above this are milliseconds (1e11 s is the year 5138).
 _MS_THRESHOLD = 1e11
+#: A tag block whose own ``*hh`` does not match: its fields are ignored, the sentence is still decoded.
+BAD_TAG_CHECKSUM = DecodeError("checksum", "tag block checksum does not match its body")
 
 
 def nmea_checksum(body: bytes) -> int:
@@ -127,3 +131,38 @@ def trailing_epoch(tail: bytes) -> float | None:
             except DecodeError:
                 continue
     return None
+
+
+def parse_prefix(prefix: bytes, star_a: int, ok_a: bool, bang: int) -> tuple[float | None, str, DecodeError | None]:
+    """Time and station from what precedes a sentence's ``!``: a tag block and/or a leading unix time.
+
+    ``star_a``/``ok_a``: position of the line's first ``*`` and whether its checksum matched;
+    ``bang``: position of the ``!``. Returns ``(time, station, error)``; the error is
+    :data:`BAD_TAG_CHECKSUM` when only the tag block's own checksum fails (the sentence is still good).
+    """
+    text = prefix.strip()
+    ts: float | None = None
+    station = ""
+    try:
+        if text[:1] == b"\\":
+            end = text.find(b"\\", 1)
+            if end < 0:
+                raise DecodeError("unparseable", "tag block without closing '\\'")
+            body = text[1:end]
+            star = body.rfind(b"*")
+            if star >= 0:
+                if 0 <= star_a < bang and not ok_a:
+                    return None, "", BAD_TAG_CHECKSUM
+                body = body[:star]
+            tb = parse_tag_block(body)
+            ts, station = tb.time_s, tb.station
+            rest = text[end + 1 :].strip()
+            if rest:
+                raise DecodeError("unparseable", f"unexpected {rest[:20]!r} between tag block and sentence")
+        elif text[:1].isdigit():
+            ts = parse_epoch(text.split()[0])
+        elif text:
+            raise DecodeError("unparseable", f"unexpected {text[:20]!r} before the sentence")
+    except DecodeError as exc:
+        return None, "", exc
+    return ts, station, None
