@@ -12,7 +12,7 @@ kept in ``benchmarks/results/floor.json`` (see that file for how the floor was s
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.util
 import json
 import subprocess
 import sys

@@ -23,7 +23,7 @@ import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-__all__ = ["Grid", "build_grid"]
+__all__ = ["Grid", "SegmentGrid", "build_grid", "build_segment_grid"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -87,12 +87,12 @@ class Grid:
         return int(sum(a.nbytes for a in arrays))
 
 
-def _boundary_cells(geom: BaseGeometry, x0: float, y0: float, inv: float) -> IntArray:
-    """Return ``(m, 2)`` fine cells (ix, iy) any boundary piece of ``geom`` may touch (with duplicates)."""
-    rings = shapely.get_rings(shapely.get_parts(geom))
-    coords, ring_idx = shapely.get_coordinates(rings, return_index=True)
-    fx = (coords[:, 0] - x0) * inv
-    fy = (coords[:, 1] - y0) * inv
+def _piece_cells(fx: FloatArray, fy: FloatArray, ring_idx: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """Cells (ix, iy) any piece of each ring segment may touch, with the segment's index (duplicates kept).
+
+    ``fx``/``fy`` are vertex coordinates in cell units; segments join consecutive
+    vertices of the same ring and are numbered in vertex order.
+    """
     same_ring = ring_idx[1:] == ring_idx[:-1]
     ax, ay = fx[:-1][same_ring], fy[:-1][same_ring]
     bx, by = fx[1:][same_ring], fy[1:][same_ring]
@@ -111,6 +111,19 @@ def _boundary_cells(geom: BaseGeometry, x0: float, y0: float, inv: float) -> Int
     hi_y = np.floor(np.maximum(py0, py1) + _EPS_CELL).astype(np.int64)
     cx = np.concatenate([lo_x, lo_x, hi_x, hi_x])
     cy = np.concatenate([lo_y, hi_y, lo_y, hi_y])
+    return cx, cy, np.tile(seg, 4)
+
+
+def _ring_coords(geom: BaseGeometry) -> tuple[FloatArray, IntArray]:
+    rings = shapely.get_rings(shapely.get_parts(geom))
+    coords, ring_idx = shapely.get_coordinates(rings, return_index=True)
+    return coords, ring_idx.astype(np.int64)
+
+
+def _boundary_cells(geom: BaseGeometry, x0: float, y0: float, inv: float) -> IntArray:
+    """Return ``(m, 2)`` fine cells (ix, iy) any boundary piece of ``geom`` may touch (with duplicates)."""
+    coords, ring_idx = _ring_coords(geom)
+    cx, cy, _seg = _piece_cells((coords[:, 0] - x0) * inv, (coords[:, 1] - y0) * inv, ring_idx)
     return np.stack([cx, cy], axis=1)
 
 
@@ -343,4 +356,92 @@ def _assemble(
         cls_len=lens,
         entry_fence=all_vals >> 1,
         entry_exact=(all_vals & 1) == 1,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentGrid:
+    """Fence boundary segments bucketed by the fine cells they touch, for exact short-range distances.
+
+    Attributes
+    ----------
+    keys
+        Sorted distinct ``(ix * nfy + iy) * n_fences + fence`` of every (cell, fence) a segment touches.
+    ptr
+        ``seg[ptr[i]:ptr[i + 1]]`` are the segments of ``keys[i]``.
+    seg
+        Segment ids, grouped by key.
+    ax, ay, bx, by
+        Segment end points in their fence's local metric frame (see ``FenceIndex.distance_m``).
+    nfy, n_fences
+        Key arithmetic.
+    """
+
+    keys: IntArray
+    ptr: IntArray
+    seg: IntArray
+    ax: FloatArray
+    ay: FloatArray
+    bx: FloatArray
+    by: FloatArray
+    nfy: int
+    n_fences: int
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the tables."""
+        return int(sum(a.nbytes for a in (self.keys, self.ptr, self.seg, self.ax, self.ay, self.bx, self.by)))
+
+
+def build_segment_grid(
+    geoms: list[BaseGeometry],
+    grid: Grid,
+    lon_ref: FloatArray,
+    lat_ref: FloatArray,
+    cos_ref: FloatArray,
+    m_per_deg: float,
+) -> SegmentGrid:
+    """Bucket every boundary segment of every fence by the fine cells of ``grid`` it may touch."""
+    nf = len(geoms)
+    keys: list[IntArray] = []
+    segs: list[IntArray] = []
+    ends: list[FloatArray] = []
+    base = 0
+    for f, geom in enumerate(geoms):
+        coords, ring_idx = _ring_coords(geom)
+        cx, cy, seg = _piece_cells(
+            (coords[:, 0] - grid.x0_deg) * grid.inv_cell, (coords[:, 1] - grid.y0_deg) * grid.inv_cell, ring_idx
+        )
+        nseg = int(seg.max(initial=0)) + 1
+        k = np.unique((cx * grid.nfy + cy) * nseg + seg)  # distinct (cell, segment) of this fence
+        keys.append((k // nseg) * nf + f)
+        segs.append(k % nseg + base)
+        # the local metric frame, with the same arithmetic as FenceIndex.distance_m's projected boundary
+        x = (coords[:, 0] - lon_ref[f]) * cos_ref[f] * m_per_deg
+        y = (coords[:, 1] - lat_ref[f]) * m_per_deg
+        same = ring_idx[1:] == ring_idx[:-1]
+        ends.append(np.stack([x[:-1][same], y[:-1][same], x[1:][same], y[1:][same]], axis=1))
+        base += int(same.sum())
+    if not keys:
+        z = np.zeros(0, np.int64)
+        zf = np.zeros(0)
+        return SegmentGrid(z, np.zeros(1, np.int64), z, zf, zf, zf, zf, grid.nfy, nf)
+    allk = np.concatenate(keys)
+    alls = np.concatenate(segs)
+    order = np.argsort(allk, kind="stable")
+    e = np.concatenate(ends)
+    allk = allk[order]
+    first = np.ones(allk.size, dtype=bool)
+    first[1:] = allk[1:] != allk[:-1]
+    starts = np.flatnonzero(first)
+    return SegmentGrid(
+        keys=allk[starts],
+        ptr=np.append(starts, allk.size).astype(np.int64),
+        seg=alls[order],
+        ax=np.ascontiguousarray(e[:, 0]),
+        ay=np.ascontiguousarray(e[:, 1]),
+        bx=np.ascontiguousarray(e[:, 2]),
+        by=np.ascontiguousarray(e[:, 3]),
+        nfy=grid.nfy,
+        n_fences=nf,
     )

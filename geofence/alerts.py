@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from geofence.timefmt import iso_utc
+from geofence._engine_time import iso, rnd
 
 __all__ = [
     "INSTANT_TYPES",
@@ -78,6 +78,8 @@ class Status(enum.Enum):
         return _STATUS_RANK[self]
 
 
+_dumps = orjson.dumps
+
 _STATUS_RANK = {Status.OPEN: 0, Status.UPDATE: 1, Status.EVENT: 2, Status.CLOSED: 3}
 
 
@@ -106,7 +108,7 @@ def alert_id(type_: AlertType, subject_id: str, zone_id: str | None, start_ts_s:
     >>> alert_id(AlertType.AIS_GAP, "413000001", None, 0.0)
     '...'  # doctest: +SKIP
     """
-    canonical = f"{type_.value}|{subject_id}|{zone_id or ''}|{iso_utc(start_ts_s)}"
+    canonical = f"{type_.value}|{subject_id}|{zone_id or ''}|{iso(start_ts_s)}"
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
@@ -142,7 +144,7 @@ class Alert:
             "subject_kind": self.subject_kind,
             "zone_id": self.zone_id,
             "zone_version": self.zone_version,
-            "ts": iso_utc(self.ts_s),
+            "ts": iso(self.ts_s),
             "lon": round(self.lon_deg, 6),
             "lat": round(self.lat_deg, 6),
             "details": dict(self.details),
@@ -150,7 +152,24 @@ class Alert:
 
     def to_json(self) -> bytes:
         """Serialise as one JSON line (no trailing newline), keys in contract order."""
-        return orjson.dumps(self.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
+        d = self.details
+        return _dumps(
+            {
+                "alert_id": self.alert_id,
+                "type": self.type._value_,
+                "status": self.status._value_,
+                "severity": self.severity._value_,
+                "subject_id": self.subject_id,
+                "subject_kind": self.subject_kind,
+                "zone_id": self.zone_id,
+                "zone_version": self.zone_version,
+                "ts": iso(self.ts_s),
+                "lon": rnd(self.lon_deg, 6) if type(self.lon_deg) is float else round(self.lon_deg, 6),
+                "lat": rnd(self.lat_deg, 6) if type(self.lat_deg) is float else round(self.lat_deg, 6),
+                "details": d if type(d) is dict else dict(d),
+            },
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
 
     @property
     def sort_key(self) -> tuple[float, str, int]:
@@ -160,7 +179,7 @@ class Alert:
     @property
     def line_key(self) -> tuple[str, str, str]:
         """The (alert_id, status, ts) triple that identifies this line."""
-        return (self.alert_id, self.status.value, iso_utc(self.ts_s))
+        return (self.alert_id, self.status.value, iso(self.ts_s))
 
 
 def sort_alerts(alerts: Iterable[Alert]) -> list[Alert]:

@@ -25,11 +25,14 @@ import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geofence._grid import Grid, build_grid
+from geofence._grid import Grid, SegmentGrid, build_grid, build_segment_grid
 from geofence.errors import CoordinateError
 from geofence.fence import Fence, ZoneSet
 
-__all__ = ["EARTH_RADIUS_M", "FenceIndex", "brute_force_pairs", "check_coordinates"]
+__all__ = ["BITS_UNKNOWN", "EARTH_RADIUS_M", "FenceIndex", "brute_force_pairs", "check_coordinates"]
+
+#: :meth:`FenceIndex.query_classes` keeps exact-test outcomes for this many boundary fences per cell.
+BITS_UNKNOWN = 14
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -76,6 +79,22 @@ def _expand(counts: IntArray, starts: IntArray) -> tuple[IntArray, IntArray]:
     return item, entry
 
 
+def _point_segment_m(
+    px: FloatArray, py: FloatArray, ax: FloatArray, ay: FloatArray, bx: FloatArray, by: FloatArray
+) -> FloatArray:
+    """Distance from points to segments, with the arithmetic of GEOS ``Distance::pointToSegment``."""
+    dx, dy = bx - ax, by - ay
+    len2 = dx * dx + dy * dy
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = ((px - ax) * dx + (py - ay) * dy) / len2
+        s = ((ay - py) * dx - (ax - px) * dy) / len2
+        mid = np.abs(s) * np.sqrt(len2)
+    da = np.sqrt((px - ax) * (px - ax) + (py - ay) * (py - ay))
+    db = np.sqrt((px - bx) * (px - bx) + (py - by) * (py - by))
+    out: FloatArray = np.where((len2 == 0) | (r <= 0.0), da, np.where(r >= 1.0, db, mid))
+    return out
+
+
 class FenceIndex:
     """Immutable index answering "which fences contain these points?" for one zone version.
 
@@ -95,7 +114,24 @@ class FenceIndex:
         ``zones.fences``; fence index ``i`` in query results is ``fences[i]``.
     """
 
-    __slots__ = ("_cos_ref", "_geoms", "_grid", "_lat_ref", "_lon_ref", "_proj_boundary", "_tree", "fences", "version")
+    __slots__ = (
+        "_bnd_fence",
+        "_bnd_len",
+        "_bnd_ptr",
+        "_cls_bnd",
+        "_cos_ref",
+        "_entry_key",
+        "_exact_rank",
+        "_geoms",
+        "_grid",
+        "_lat_ref",
+        "_lon_ref",
+        "_proj_boundary",
+        "_segs",
+        "_tree",
+        "fences",
+        "version",
+    )
 
     version: str
     fences: tuple[Fence, ...]
@@ -106,6 +142,13 @@ class FenceIndex:
     _lat_ref: FloatArray
     _cos_ref: FloatArray
     _proj_boundary: npt.NDArray[np.object_]
+    _segs: SegmentGrid | None
+    _cls_bnd: npt.NDArray[np.bool_]
+    _bnd_len: IntArray
+    _bnd_ptr: IntArray
+    _bnd_fence: IntArray
+    _entry_key: IntArray
+    _exact_rank: IntArray
 
     def __init__(self, zones: ZoneSet, *, cell_deg: float = DEFAULT_CELL_DEG) -> None:
         geoms: list[BaseGeometry] = [f.geometry for f in zones.fences]
@@ -136,6 +179,29 @@ class FenceIndex:
         object.__setattr__(self, "_lat_ref", lat_ref)
         object.__setattr__(self, "_cos_ref", cos_ref)
         object.__setattr__(self, "_proj_boundary", proj)
+        object.__setattr__(self, "_segs", None)
+        g = self._grid
+        # per class: does any fence boundary pass through cells of this class?
+        bnd = np.zeros(g.cls_len.size, dtype=bool)
+        if g.entry_exact.size:
+            cnt = np.add.reduceat(g.entry_exact.astype(np.int64), np.minimum(g.cls_ptr, g.entry_exact.size - 1))
+            bnd = (cnt > 0) & (g.cls_len > 0)
+        object.__setattr__(self, "_cls_bnd", bnd)
+        # per class, the fences whose boundary passes through its cells (the entries that need the exact test)
+        ex = g.entry_exact
+        blen = (
+            np.add.reduceat(ex.astype(np.int64), np.minimum(g.cls_ptr, max(ex.size - 1, 0))) if ex.size else g.cls_len
+        )
+        blen = np.where(g.cls_len > 0, blen, 0)
+        object.__setattr__(self, "_bnd_len", blen.astype(np.int64))
+        object.__setattr__(self, "_bnd_ptr", (np.cumsum(blen) - blen).astype(np.int64))
+        object.__setattr__(self, "_bnd_fence", g.entry_fence[ex].astype(np.int64))
+        # every (class, fence) entry as a sorted key, and each exact entry's rank within its class
+        nf = max(1, len(geoms))
+        owner = np.repeat(np.arange(g.cls_len.size, dtype=np.int64), g.cls_len)
+        object.__setattr__(self, "_entry_key", owner * nf + g.entry_fence.astype(np.int64))
+        er = np.cumsum(ex) - 1 - np.repeat(np.cumsum(blen) - blen, g.cls_len) if ex.size else np.zeros(0, np.int64)
+        object.__setattr__(self, "_exact_rank", np.where(ex, er, -1).astype(np.int64))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"FenceIndex is immutable; build a new FenceIndex to change {name!r}")
@@ -176,10 +242,24 @@ class FenceIndex:
         CoordinateError
             NaN, infinite or out-of-range coordinates, naming the first offending point.
         """
+        point, fence, _cls, _bits = self.query_classes(lon_deg, lat_deg)
+        return point, fence
+
+    def query_classes(
+        self, lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike
+    ) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+        """:meth:`query`, plus each point's grid cell class and the outcome of its exact tests.
+
+        Returns (point, fence, cls, bits): ``bits`` has bit k set when the point lies in the
+        k-th fence whose boundary passes through its cell (:meth:`boundary_fences` order),
+        and bit :data:`BITS_UNKNOWN` when the cell has more such fences than bits. With the
+        class, that says for any fence whether the point is inside (:meth:`inside_by_class`).
+        """
         lon, lat = check_coordinates(lon_deg, lat_deg)
         g: Grid = self._grid
         if lon.size == 0 or g.entry_fence.size == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+            z = np.zeros(0, np.int64)
+            return z, z, np.zeros(lon.size, np.int64), np.zeros(lon.size, np.int64)
         k = 1 << g.shift
         # Clip before the cast so far-away points land in the empty border ring of the coarse table.
         ix = np.floor(np.clip((lon - g.x0_deg) * g.inv_cell, -1.0, float(g.nfx))).astype(np.int64) + k
@@ -194,13 +274,70 @@ class FenceIndex:
         point, entry = _expand(counts, g.cls_ptr[cls])
         fence = g.entry_fence[entry]
         need = np.flatnonzero(g.entry_exact[entry])
+        bits = np.where(self._bnd_len[cls] > BITS_UNKNOWN, 1 << BITS_UNKNOWN, 0).astype(np.int64)
         if need.size:
             p = point[need]
             hit = shapely.intersects_xy(self._geoms[fence[need]], lon[p], lat[p])
+            rank = self._exact_rank[entry[need]]
+            ok = hit & (rank < BITS_UNKNOWN)
+            np.bitwise_or.at(bits, p[ok], np.left_shift(1, rank[ok]))
             keep = np.ones(point.size, dtype=bool)
             keep[need[~hit]] = False
             point, fence = point[keep], fence[keep]
-        return point, fence
+        return point, fence, cls, bits
+
+    def inside_by_class(self, cls: npt.ArrayLike, bits: npt.ArrayLike, fence_idx: npt.ArrayLike) -> IntArray:
+        """Per item: 1 if a point of class ``cls`` with exact-test ``bits`` lies in fence ``fence_idx``, else 0;
+        -1 when that is not known (no class, or too many boundaries in the cell)."""
+        c = np.asarray(cls, dtype=np.int64)
+        b = np.asarray(bits, dtype=np.int64)
+        f = np.asarray(fence_idx, dtype=np.int64)
+        out = np.zeros(f.size, dtype=np.int64)
+        known = c >= 0
+        if not known.all():
+            out[~known] = -1
+        if self._entry_key.size == 0 or not known.any():
+            return out
+        nf = max(1, len(self.fences))
+        key = np.where(known, c, 0) * nf + f
+        pos = np.minimum(np.searchsorted(self._entry_key, key), self._entry_key.size - 1)
+        found = known & (self._entry_key[pos] == key)
+        rank = self._exact_rank[pos]
+        inside = found & ((rank < 0) | ((np.right_shift(b, np.maximum(rank, 0)) & 1) == 1))
+        out[inside] = 1
+        unknown = found & (rank >= 0) & ((np.right_shift(b, BITS_UNKNOWN) & 1) == 1)
+        out[unknown] = -1
+        return out
+
+    def boundary_fences(self, cls: npt.ArrayLike) -> tuple[IntArray, IntArray]:
+        """(item, fence) for every fence whose boundary passes through the cell of class ``cls[item]``."""
+        c = np.asarray(cls, dtype=np.int64)
+        if c.size == 0 or self._bnd_fence.size == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        item, entry = _expand(self._bnd_len[c], self._bnd_ptr[c])
+        return item, self._bnd_fence[entry]
+
+    def cell_class(self, ix: IntArray, iy: IntArray) -> IntArray:
+        """Class of fine cells given as :meth:`cells` returns them."""
+        g: Grid = self._grid
+        k = 1 << g.shift
+        ncy2 = (g.nfy >> g.shift) + 2
+        cls = g.coarse[(ix >> g.shift) * ncy2 + (iy >> g.shift)].astype(np.int64)
+        mixed = np.flatnonzero(cls < 0)
+        if mixed.size:
+            mask = k - 1
+            cls[mixed] = g.fine[(-cls[mixed] - 1) * (k * k) + (ix[mixed] & mask) * k + (iy[mixed] & mask)]
+        return cls
+
+    def cells(self, lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike) -> tuple[IntArray, IntArray]:
+        """Fine grid cell (ix, iy) of each point (the arithmetic of :meth:`query`)."""
+        lon = np.asarray(lon_deg, dtype=np.float64)
+        lat = np.asarray(lat_deg, dtype=np.float64)
+        g: Grid = self._grid
+        k = 1 << g.shift
+        ix = np.floor(np.clip((lon - g.x0_deg) * g.inv_cell, -1.0, float(g.nfx))).astype(np.int64) + k
+        iy = np.floor(np.clip((lat - g.y0_deg) * g.inv_cell, -1.0, float(g.nfy))).astype(np.int64) + k
+        return ix, iy
 
     def contains_any(self, lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         """Return, per point, whether it is inside (or on) at least one fence."""
@@ -231,6 +368,202 @@ class FenceIndex:
         d = np.asarray(shapely.distance(self._proj_boundary[fidx], shapely.points(x, y)), dtype=np.float64)
         inside = np.asarray(shapely.intersects_xy(self._geoms[fidx], lon, lat), dtype=bool)
         return np.where(inside, -d, d)
+
+    def boundary_distance_m(
+        self, lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike, fence_idx: npt.ArrayLike, within_m: npt.ArrayLike
+    ) -> FloatArray:
+        """Unsigned distance in metres from point i to the boundary of fence ``fence_idx[i]``, when short.
+
+        Exact (the metric of :meth:`distance_m`) wherever it is at most ``within_m``
+        (scalar or per point); ``+inf`` beyond. Only the boundary segments bucketed in
+        the grid cells around each point are measured, so the cost does not grow with
+        the fence's vertex count: this is what hysteresis bands of tens of metres need.
+        """
+        lon, lat = check_coordinates(lon_deg, lat_deg)
+        fidx = np.asarray(fence_idx, dtype=np.int64).reshape(-1)
+        within = np.broadcast_to(np.asarray(within_m, dtype=np.float64), lon.shape)
+        out = np.full(lon.size, np.inf)
+        if lon.size == 0:
+            return out
+        sg = self._segments()
+        g: Grid = self._grid
+        # the cells meeting the box of +-within around each point, in the fence's metric frame (1e-9 slack)
+        fin = np.isfinite(within)
+        rx = np.where(fin, within, 0.0) / (np.maximum(self._cos_ref[fidx], 1e-9) * _M_PER_DEG) * (1 + 1e-9)
+        ry = np.where(fin, within, 0.0) / _M_PER_DEG * (1 + 1e-9)
+        ix0 = np.floor((lon - rx - g.x0_deg) * g.inv_cell).astype(np.int64)
+        ix1 = np.floor((lon + rx - g.x0_deg) * g.inv_cell).astype(np.int64)
+        iy0 = np.floor((lat - ry - g.y0_deg) * g.inv_cell).astype(np.int64)
+        iy1 = np.floor((lat + ry - g.y0_deg) * g.inv_cell).astype(np.int64)
+        w = ix1 - ix0 + 1
+        ncell = np.where(fin, w * (iy1 - iy0 + 1), 0)
+        item, j = _expand(ncell, np.zeros(lon.size, dtype=np.int64))
+        cx = ix0[item] + j % w[item]
+        cy = iy0[item] + j // w[item]
+        ok = (cx >= 0) & (cx < g.nfx) & (cy >= 0) & (cy < g.nfy)
+        if not ok.all():
+            item, cx, cy = item[ok], cx[ok], cy[ok]
+        key = (cx * sg.nfy + cy) * sg.n_fences + fidx[item]
+        if key.size > 4096:  # sorted needles make the binary searches cache-friendly
+            order = np.argsort(key)
+            item, key = item[order], key[order]
+        pos = np.minimum(np.searchsorted(sg.keys, key), max(sg.keys.size - 1, 0))
+        hit = (sg.keys[pos] == key) if sg.keys.size else np.zeros(key.size, dtype=bool)
+        if not hit.any():
+            return out
+        lo = sg.ptr[pos[hit]]
+        it2, entry = _expand(sg.ptr[pos[hit] + 1] - lo, lo)
+        it = item[hit][it2]
+        sgi = sg.seg[entry]
+        px = (lon[it] - self._lon_ref[fidx[it]]) * self._cos_ref[fidx[it]] * _M_PER_DEG
+        py = (lat[it] - self._lat_ref[fidx[it]]) * _M_PER_DEG
+        d = _point_segment_m(px, py, sg.ax[sgi], sg.ay[sgi], sg.bx[sgi], sg.by[sgi])
+        np.minimum.at(out, it, d)
+        out[out > within] = np.inf
+        return out
+
+    def boundary_candidates(
+        self, lon0: npt.ArrayLike, lat0: npt.ArrayLike, lon1: npt.ArrayLike, lat1: npt.ArrayLike
+    ) -> tuple[IntArray, IntArray]:
+        """(segment, fence) pairs where the fence's boundary may cross the straight (lon, lat) segment.
+
+        A segment lies in the box of grid cells spanned by its end points; a fence whose
+        boundary passes through none of those cells contains either the whole segment or
+        none of it. Short segments (boxes up to 3 x 3 cells) get the fences whose boundary
+        cells they meet; longer ones every fence whose envelope meets theirs (R-tree). May
+        over-report, never misses. Sorted by segment then fence.
+        """
+        x0, y0 = check_coordinates(lon0, lat0)
+        x1, y1 = check_coordinates(lon1, lat1)
+        g: Grid = self._grid
+        if x0.size == 0 or g.entry_fence.size == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        k = 1 << g.shift
+        ixa = np.floor(np.clip((x0 - g.x0_deg) * g.inv_cell, -1.0, float(g.nfx))).astype(np.int64) + k
+        iya = np.floor(np.clip((y0 - g.y0_deg) * g.inv_cell, -1.0, float(g.nfy))).astype(np.int64) + k
+        ixb = np.floor(np.clip((x1 - g.x0_deg) * g.inv_cell, -1.0, float(g.nfx))).astype(np.int64) + k
+        iyb = np.floor(np.clip((y1 - g.y0_deg) * g.inv_cell, -1.0, float(g.nfy))).astype(np.int64) + k
+        lx, hx = np.minimum(ixa, ixb), np.maximum(ixa, ixb)
+        ly, hy = np.minimum(iya, iyb), np.maximum(iya, iyb)
+        small = (hx - lx <= 2) & (hy - ly <= 2)
+        sidx = np.flatnonzero(small)
+        ncy2 = (g.nfy >> g.shift) + 2
+        mask = k - 1
+        segs: list[IntArray] = []
+        fens: list[IntArray] = []
+        # every cell of every small box, in one pass
+        w = hx[sidx] - lx[sidx] + 1
+        ncell = w * (hy[sidx] - ly[sidx] + 1)
+        item, j = _expand(ncell, np.zeros(sidx.size, dtype=np.int64))
+        cx = lx[sidx][item] + j % w[item]
+        cy = ly[sidx][item] + j // w[item]
+        cls = g.coarse[(cx >> g.shift) * ncy2 + (cy >> g.shift)].astype(np.int64)
+        m = np.flatnonzero(cls < 0)  # uniform coarse cells hold no boundary
+        if m.size:
+            fc = g.fine[(-cls[m] - 1) * (k * k) + (cx[m] & mask) * k + (cy[m] & mask)].astype(np.int64)
+            b = self._cls_bnd[fc]
+            m, fc = m[b], fc[b]
+            if m.size:
+                it2, entry = _expand(g.cls_len[fc], g.cls_ptr[fc])
+                ex = g.entry_exact[entry]
+                segs.append(sidx[item[m[it2[ex]]]])
+                fens.append(g.entry_fence[entry[ex]])
+        big = np.flatnonzero(~small)
+        if big.size:
+            boxes = shapely.box(
+                np.minimum(x0[big], x1[big]),
+                np.minimum(y0[big], y1[big]),
+                np.maximum(x0[big], x1[big]),
+                np.maximum(y0[big], y1[big]),
+            )
+            bi, bf = self._tree.query(boxes)
+            segs.append(big[bi])
+            fens.append(bf.astype(np.int64))
+        if not segs:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        nf = len(self.fences)
+        key = np.unique(np.concatenate(segs) * nf + np.concatenate(fens))
+        return key // nf, key % nf
+
+    def segments_meet_boundary(
+        self, lon0: FloatArray, lat0: FloatArray, lon1: FloatArray, lat1: FloatArray, fence_idx: IntArray
+    ) -> npt.NDArray[np.int8]:
+        """Per item: does the straight segment meet the boundary of fence ``fence_idx``? 1 yes, 0 no, -1 unsure.
+
+        The fence's boundary segments in the grid cells of the segment's box are tested with
+        orientation signs in the fence's metric frame (an affine image of (lon, lat), so the
+        answer is the same). Signs within a rounding margin of zero (touching, collinear, or a
+        degenerate segment) and long segments give -1: decide those exactly with shapely.
+        """
+        n = lon0.size
+        out = np.full(n, -1, dtype=np.int8)
+        if n == 0:
+            return out
+        sg = self._segments()
+        g: Grid = self._grid
+        ix0 = np.floor((np.minimum(lon0, lon1) - g.x0_deg) * g.inv_cell).astype(np.int64)
+        ix1 = np.floor((np.maximum(lon0, lon1) - g.x0_deg) * g.inv_cell).astype(np.int64)
+        iy0 = np.floor((np.minimum(lat0, lat1) - g.y0_deg) * g.inv_cell).astype(np.int64)
+        iy1 = np.floor((np.maximum(lat0, lat1) - g.y0_deg) * g.inv_cell).astype(np.int64)
+        w = ix1 - ix0 + 1
+        ncell = w * (iy1 - iy0 + 1)
+        small = (ncell <= 9) & (ix0 >= 0) & (ix1 < g.nfx) & (iy0 >= 0) & (iy1 < g.nfy)
+        sel = np.flatnonzero(small)
+        item, j = _expand(ncell[sel], np.zeros(sel.size, dtype=np.int64))
+        item = sel[item]
+        cx = ix0[item] + j % w[item]
+        cy = iy0[item] + j // w[item]
+        f = fence_idx[item]
+        key = (cx * sg.nfy + cy) * sg.n_fences + f
+        pos = np.minimum(np.searchsorted(sg.keys, key), max(sg.keys.size - 1, 0))
+        hit = (sg.keys[pos] == key) if sg.keys.size else np.zeros(key.size, dtype=bool)
+        out[sel] = 0  # no boundary segment in the box: the segment cannot meet the boundary
+        if not hit.any():
+            return out
+        lo = sg.ptr[pos[hit]]
+        it2, entry = _expand(sg.ptr[pos[hit] + 1] - lo, lo)
+        it = item[hit][it2]
+        si = sg.seg[entry]
+        fi = fence_idx[it]
+        c, lo_r, la_r = self._cos_ref[fi] * _M_PER_DEG, self._lon_ref[fi], self._lat_ref[fi]
+        px0, py0 = (lon0[it] - lo_r) * c, (lat0[it] - la_r) * _M_PER_DEG
+        px1, py1 = (lon1[it] - lo_r) * c, (lat1[it] - la_r) * _M_PER_DEG
+        qx0, qy0, qx1, qy1 = sg.ax[si], sg.ay[si], sg.bx[si], sg.by[si]
+        ux, uy = px1 - px0, py1 - py0
+        vx, vy = qx1 - qx0, qy1 - qy0
+        d1 = ux * (qy0 - py0) - uy * (qx0 - px0)
+        d2 = ux * (qy1 - py0) - uy * (qx1 - px0)
+        d3 = vx * (py0 - qy0) - vy * (px0 - qx0)
+        d4 = vx * (py1 - qy0) - vy * (px1 - qx0)
+        # rounding margin: coordinates are within ~1e6 m of the frame origin, lengths tens of metres
+        eps = 1e-9 * (np.abs(ux) + np.abs(uy) + 1.0) * (np.abs(vx) + np.abs(vy) + 1.0) + 1e-6
+        pos1, neg1 = d1 > eps, d1 < -eps
+        pos2, neg2 = d2 > eps, d2 < -eps
+        pos3, neg3 = d3 > eps, d3 < -eps
+        pos4, neg4 = d4 > eps, d4 < -eps
+        proper = ((pos1 & neg2) | (neg1 & pos2)) & ((pos3 & neg4) | (neg3 & pos4))
+        apart = (pos1 & pos2) | (neg1 & neg2) | (pos3 & pos4) | (neg3 & neg4)
+        yes = np.zeros(n, dtype=bool)
+        yes[it[proper]] = True
+        unsure = np.zeros(n, dtype=bool)
+        unsure[it[~proper & ~apart]] = True
+        out[unsure] = -1
+        out[yes] = 1
+        return out
+
+    def prepare_boundary_distances(self, within_m: npt.ArrayLike) -> None:
+        """Build the tables of :meth:`boundary_distance_m` now if any fence will need them (``within_m`` > 0)."""
+        if np.any(np.asarray(within_m, dtype=np.float64) > 0):
+            self._segments()
+
+    def _segments(self) -> SegmentGrid:
+        sg = self._segs
+        if sg is None:
+            sg = build_segment_grid(
+                list(self._geoms), self._grid, self._lon_ref, self._lat_ref, self._cos_ref, _M_PER_DEG
+            )
+            object.__setattr__(self, "_segs", sg)
+        return sg
 
     def query_within(
         self, lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike, distance_m: float

@@ -125,3 +125,18 @@ def test_fast_path_equals_the_per_record_path(rows: list[dict[str, Any]], size: 
     for r in rows:
         r.setdefault("receiver", "A" if r["sid"] < "s2" else "B")
     assert run(Engine(ZS), rows, size) == run(Engine(ZS, fast=False), rows, size)
+
+
+@SETTINGS
+@given(tracks(), st.integers(1, 60), st.integers(0, 2**31))
+def test_fast_path_equals_the_per_record_path_with_courses_and_feed_changes(
+    rows: list[dict[str, Any]], size: int, seed: int
+) -> None:
+    """Courses (approach warnings) and subjects heard by changing receivers take both paths alike."""
+    rng = np.random.default_rng(seed)
+    for r in rows:
+        r["cog"] = float(rng.uniform(0, 360))
+        r["receiver"] = str(rng.choice(["A", "B", ""]))
+    ref = run(Engine(ZS, fast=False), rows, size)
+    assert run(Engine(ZS), rows, size) == ref
+    assert run(Engine(ZS), rows, 1000) == run(Engine(ZS, fast=False), rows, 1000)

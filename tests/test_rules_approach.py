@@ -94,5 +94,7 @@ def test_matches_brute_force_and_grows_with_the_horizon(
         entry = seg.interpolate(frac, normalized=True)
         assert [BOX, FAR_BOX][int(idx[0])].geometry.distance(entry) < 1e-7
         idx2, tte2 = checker.check([lon], [lat], [cog], [sog], horizon * 2)
-        assert idx2[0] == idx[0] and tte2[0] == pytest.approx(tte[0], rel=1e-3, abs=0.01)  # chord vs geodesic
+        # The path is a straight (lon, lat) chord to the geodesic end point, so doubling the horizon bends it
+        # slightly: at 30 kn over 25 km the entry time moves by up to ~0.1 %. Allow 0.5 %.
+        assert idx2[0] == idx[0] and tte2[0] == pytest.approx(tte[0], rel=5e-3, abs=0.01)
     assert math.isnan(tte[0]) == (idx[0] == -1)

@@ -38,7 +38,10 @@ class ZoneTables:
         self.version = zones.version
         fences = zones.fences
         self.ids = [f.id for f in fences]
+        self._index_of = {fid: i for i, fid in enumerate(self.ids)}
         self.kinds = [f.kind for f in fences]
+        self.kind_values = [k.value for k in self.kinds]
+        self.restricted = [k is ZoneKind.RESTRICTED for k in self.kinds]
         self.areas = [float(shapely.area(f.geometry)) for f in fences]
         hyst = config.get("zone_enter", "hysteresis_m")
         min_in = config.get("zone_enter", "min_inside_s")
@@ -80,6 +83,10 @@ class ZoneTables:
         for geom in self._geoms:
             shapely.prepare(geom)
         self._tree = shapely.STRtree(self._geoms) if len(fences) else None
+
+    def index_of(self, fence_id: str) -> int:
+        """Index of a fence id in this zone set, or -1."""
+        return self._index_of.get(fence_id, -1)
 
     def stop_rule(self, inside: tuple[int, ...]) -> tuple[bool | None, int]:
         """(stop_allowed, deciding fence or -1) for a set of containing fences."""
@@ -130,7 +137,7 @@ class ZoneTables:
 
     def is_restricted(self, f: int) -> bool:
         """Whether fence ``f`` is restricted water."""
-        return self.kinds[f] is ZoneKind.RESTRICTED
+        return self.restricted[f]
 
 
 def segment_crossings(
@@ -139,20 +146,53 @@ def segment_crossings(
     lat0: npt.NDArray[np.float64],
     lon1: npt.NDArray[np.float64],
     lat1: npt.NDArray[np.float64],
+    candidates: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None,
+    inside: list[npt.NDArray[np.int8]] | None = None,
+    meets: Any = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """(segment, fence) pairs where the segment intersects the fence and neither end lies inside it."""
+    """(segment, fence) pairs where the segment intersects the fence and neither end lies inside it.
+
+    ``candidates`` are (segment, fence) pairs known to include every answer (for example
+    :meth:`geofence.index.FenceIndex.boundary_candidates`); without them the R-tree over
+    the fence envelopes supplies them. ``inside``, per candidate and end point (start,
+    end), says whether that end is known to lie inside the fence (1), outside (0), or
+    must be tested (-1). ``meets(lon0, lat0, lon1, lat1, fence)`` may decide whether a segment
+    meets a fence's boundary (1, 0, or -1 for undecided); with both ends outside, that is
+    whether it crosses the fence. The exact tests use the prepared fences.
+    """
     if tables._tree is None or lon0.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    coords = np.stack([np.stack([lon0, lat0], axis=1), np.stack([lon1, lat1], axis=1)], axis=1)
-    segs = shapely.linestrings(coords)
-    si, fi = tables._tree.query(segs)  # envelopes only; the exact tests below use prepared fences
+    if candidates is None:
+        coords = np.stack([np.stack([lon0, lat0], axis=1), np.stack([lon1, lat1], axis=1)], axis=1)
+        si, fi = tables._tree.query(shapely.linestrings(coords))  # envelopes only
+    else:
+        si, fi = candidates
     if si.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    g = tables._geoms[fi]
-    keep = ~(shapely.intersects_xy(g, lon0[si], lat0[si]) | shapely.intersects_xy(g, lon1[si], lat1[si]))
-    si, fi, g = si[keep], fi[keep], g[keep]
-    if si.size:
-        hit = shapely.intersects(g, segs[si])
-        si, fi = si[hit], fi[hit]
+    if inside is None:
+        g = tables._geoms[fi]
+        keep = ~(shapely.intersects_xy(g, lon0[si], lat0[si]) | shapely.intersects_xy(g, lon1[si], lat1[si]))
+    else:
+        keep = (inside[0] != 1) & (inside[1] != 1)
+        for end, (lo, la) in enumerate(((lon0, lat0), (lon1, lat1))):
+            test = np.flatnonzero(keep & (inside[end] < 0))
+            if test.size:
+                keep[test] &= ~shapely.intersects_xy(tables._geoms[fi[test]], lo[si[test]], la[si[test]])
+    si, fi = si[keep], fi[keep]
+    if si.size and meets is not None:
+        m = meets(lon0[si], lat0[si], lon1[si], lat1[si], fi)
+        sure = m >= 0
+        hit = m == 1
+        test = np.flatnonzero(~sure)
+    else:
+        hit = np.zeros(si.size, dtype=bool)
+        test = np.arange(si.size)
+    if test.size:
+        st = si[test]
+        segs = shapely.linestrings(
+            np.stack([np.stack([lon0[st], lat0[st]], axis=1), np.stack([lon1[st], lat1[st]], axis=1)], axis=1)
+        )
+        hit[test] = shapely.intersects(tables._geoms[fi[test]], segs)
+    si, fi = si[hit], fi[hit]
     order = np.lexsort((fi, si))
     return si[order].astype(np.int64), fi[order].astype(np.int64)

@@ -127,8 +127,9 @@ def choose_outages(
         inside = rows[(st >= t_o) & (st < t_o + dur)]
         silence: dict[str, float] = {}
         for m in sorted(set(mmsi[inside].tolist())):
-            gaps = [min(h, t_end_s) - max(lo, t0_s) for lo, h, _ in _silences(by_vessel[int(m)], tsf, receiver, s,
-                                                                               t_o, dur)]
+            gaps = [
+                min(h, t_end_s) - max(lo, t0_s) for lo, h, _ in _silences(by_vessel[int(m)], tsf, receiver, s, t_o, dur)
+            ]
             silence[str(m)] = max(gaps)
         keep[inside] = False
         out.append(
@@ -199,8 +200,9 @@ def _score(
         return None  # the label needs a report before and after the window
     score = 0
     for m in sorted(set(mmsi[rows[a:b]].tolist())):
-        long = [x for x in _silences(by_vessel[int(m)], tsf, receiver, station, t_o, dur)
-                if x[1] - x[0] > GAP_THRESHOLD_S]
+        long = [
+            x for x in _silences(by_vessel[int(m)], tsf, receiver, station, t_o, dur) if x[1] - x[0] > GAP_THRESHOLD_S
+        ]
         if any(not clean for _, _, clean in long):
             return None  # a gap the engine may rightly raise: not a case of "only this station heard it"
         score += bool(long)

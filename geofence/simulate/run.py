@@ -298,9 +298,18 @@ def simulate(zones: ZoneSet, config: SimConfig) -> Simulation:
         if (s.ts > tg + gap_s).sum() < 3:
             continue
         keep_mask[i] &= ~cut
-        zone = next((f.id for f in supervised if shapely.contains_xy(geodesy.buffer_m(f.geometry, 1500.0),
-                                                                     float(s.lon[int(np.argmax(ok))]),
-                                                                     float(s.lat[int(np.argmax(ok))]))), None)
+        zone = next(
+            (
+                f.id
+                for f in supervised
+                if shapely.contains_xy(
+                    geodesy.buffer_m(f.geometry, 1500.0),
+                    float(s.lon[int(np.argmax(ok))]),
+                    float(s.lat[int(np.argmax(ok))]),
+                )
+            ),
+            None,
+        )
         injected.append(Injected("ais_gap", i, tg, tg + gap_s, zone))
         vessels[i].anomaly = "ais_gap"
         used.add(i)
@@ -324,8 +333,18 @@ def simulate(zones: ZoneSet, config: SimConfig) -> Simulation:
         keep = keep_mask[i]
         if cfg.downsample_s > 0:
             keep = keep & _downsample(np.where(keep, s.ts, -(10**12)), cfg.downsample_s)
-        reports_parts.append((i, s.ts[keep], lon[keep], lat[keep], np.round(sog[keep], 1), np.round(cog[keep], 1),
-                              heading[keep], s.status[keep]))
+        reports_parts.append(
+            (
+                i,
+                s.ts[keep],
+                lon[keep],
+                lat[keep],
+                np.round(sog[keep], 1),
+                np.round(cog[keep], 1),
+                heading[keep],
+                s.status[keep],
+            )
+        )
     # position jumps on fresh normal vessels
     jump_count = 0
     for i in order:
@@ -355,8 +374,15 @@ def simulate(zones: ZoneSet, config: SimConfig) -> Simulation:
     mmsi = np.array([v.mmsi for v in vessels], dtype=np.int64)[vid]
     o = np.lexsort((mmsi, cat[0]))
     reports = Reports(
-        ts=cat[0][o].astype(np.int64), mmsi=mmsi[o], vessel=vid[o], lon=cat[1][o], lat=cat[2][o], sog=cat[3][o],
-        cog=cat[4][o], heading=cat[5][o].astype(np.int64), status=cat[6][o].astype(np.uint8),
+        ts=cat[0][o].astype(np.int64),
+        mmsi=mmsi[o],
+        vessel=vid[o],
+        lon=cat[1][o],
+        lat=cat[2][o],
+        sog=cat[3][o],
+        cog=cat[4][o],
+        heading=cat[5][o].astype(np.int64),
+        status=cat[6][o].astype(np.uint8),
         receiver=_receivers(stations, cat[1][o], cat[2][o]),
     )
     # receiver outages: a station falls silent (after every vessel anomaly is placed, so it can avoid them)
@@ -366,11 +392,14 @@ def simulate(zones: ZoneSet, config: SimConfig) -> Simulation:
         windows.setdefault(vessels[inj.vessel].mmsi, []).append((inj.start_s, inj.end_s))
     for ci, _role in container_roles:
         windows.setdefault(vessels[ci].mmsi, []).append((-np.inf, np.inf))
-    keep_rep, outages = choose_outages(reports.ts, reports.mmsi, reports.receiver, windows, n_out, t0, t_end,
-                                       rng_for(cfg.seed, 888))
+    keep_rep, outages = choose_outages(
+        reports.ts, reports.mmsi, reports.receiver, windows, n_out, t0, t_end, rng_for(cfg.seed, 888)
+    )
     if len(outages) < n_out:
-        notes.append(f"receiver outage: only {len(outages)} of {n_out} injected (no station heard enough vessels "
-                     "free of other anomalies)")
+        notes.append(
+            f"receiver outage: only {len(outages)} of {n_out} injected (no station heard enough vessels "
+            "free of other anomalies)"
+        )
     if not keep_rep.all():
         reports = _take(reports, keep_rep)
     rows = _rows_by_vessel(reports)
@@ -384,9 +413,18 @@ def simulate(zones: ZoneSet, config: SimConfig) -> Simulation:
 
 
 def _take(r: Reports, keep: npt.NDArray[np.bool_]) -> Reports:
-    return Reports(ts=r.ts[keep], mmsi=r.mmsi[keep], vessel=r.vessel[keep], lon=r.lon[keep], lat=r.lat[keep],
-                   sog=r.sog[keep], cog=r.cog[keep], heading=r.heading[keep], status=r.status[keep],
-                   receiver=r.receiver[keep])
+    return Reports(
+        ts=r.ts[keep],
+        mmsi=r.mmsi[keep],
+        vessel=r.vessel[keep],
+        lon=r.lon[keep],
+        lat=r.lat[keep],
+        sog=r.sog[keep],
+        cog=r.cog[keep],
+        heading=r.heading[keep],
+        status=r.status[keep],
+        receiver=r.receiver[keep],
+    )
 
 
 def _drop_silenced_statics(
@@ -404,9 +442,15 @@ def _drop_silenced_statics(
 
 
 def _outage_label(o: Outage) -> dict[str, Any]:
-    return {"subject_id": o.station, "types": ANOMALY_TYPES["feed_outage"], "start": iso_utc(o.last_before_s),
-            "end": iso_utc(o.first_after_s), "anomaly": "feed_outage", "silenced": o.silenced(),
-            "silence_s": {m: o.silence_s[m] for m in sorted(o.silence_s)}}
+    return {
+        "subject_id": o.station,
+        "types": ANOMALY_TYPES["feed_outage"],
+        "start": iso_utc(o.last_before_s),
+        "end": iso_utc(o.first_after_s),
+        "anomaly": "feed_outage",
+        "silenced": o.silenced(),
+        "silence_s": {m: o.silence_s[m] for m in sorted(o.silence_s)},
+    }
 
 
 def _rows_by_vessel(reports: Reports) -> dict[int, npt.NDArray[np.intp]]:
@@ -440,8 +484,13 @@ def _statics(
 
 
 def _containers(
-    cfg: SimConfig, vessels: list[Vessel], zones: ZoneSet, t0: float, t_end: float,
-    roles: list[tuple[int, str]], dropped: set[int],
+    cfg: SimConfig,
+    vessels: list[Vessel],
+    zones: ZoneSet,
+    t0: float,
+    t_end: float,
+    roles: list[tuple[int, str]],
+    dropped: set[int],
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     rows = ContainerRows()
     labels: list[dict[str, Any]] = []
@@ -462,10 +511,17 @@ def _containers(
             specs[0].suppress_release = True
         for spec in specs:
             for lab in container_reports(spec, v.track, zones, t_end, r, rows):
-                labels.append({"subject_id": spec.id, "types": ANOMALY_TYPES[lab["anomaly"]],
-                               "start": iso_utc(lab["start"]), "end": iso_utc(lab["end"]), "anomaly": lab["anomaly"],
-                               **({"zone_id": lab["zone_id"]} if "zone_id" in lab else {}),
-                               "carrier": str(v.mmsi)})
+                labels.append(
+                    {
+                        "subject_id": spec.id,
+                        "types": ANOMALY_TYPES[lab["anomaly"]],
+                        "start": iso_utc(lab["start"]),
+                        "end": iso_utc(lab["end"]),
+                        "anomaly": lab["anomaly"],
+                        **({"zone_id": lab["zone_id"]} if "zone_id" in lab else {}),
+                        "carrier": str(v.mmsi),
+                    }
+                )
     if rows.ts:
         cols = {k: np.concatenate(getattr(rows, k)) for k in ("ts", "id", "lon", "lat", "carrier", "event", "zone")}
         o = np.lexsort((cols["id"].astype(str), cols["ts"]))
@@ -476,7 +532,10 @@ def _containers(
 
 
 def _labels(
-    vessels: list[Vessel], reports: Reports, injected: list[Injected], zones: ZoneSet,
+    vessels: list[Vessel],
+    reports: Reports,
+    injected: list[Injected],
+    zones: ZoneSet,
     rows: dict[int, npt.NDArray[np.intp]],
 ) -> list[dict[str, Any]]:
     by_id = zones.by_id()
@@ -525,14 +584,28 @@ def _labels(
             if not win.any():
                 continue
             first, last = float(ts[win][0]), float(ts[win][-1])
-            out.append({"subject_id": str(v.mmsi), "types": [], "visit_zone": visit.stop.visit_zone,
-                        "dwell_s": last - first, "start": iso_utc(first), "end": iso_utc(last)})
+            out.append(
+                {
+                    "subject_id": str(v.mmsi),
+                    "types": [],
+                    "visit_zone": visit.stop.visit_zone,
+                    "dwell_s": last - first,
+                    "start": iso_utc(first),
+                    "end": iso_utc(last),
+                }
+            )
     return out
 
 
 def _plans(
-    cfg: SimConfig, vessels: list[Vessel], injected: list[Injected], normal: list[int], dropped: set[int],
-    reports: Reports, used: set[int], rows: dict[int, npt.NDArray[np.intp]],
+    cfg: SimConfig,
+    vessels: list[Vessel],
+    injected: list[Injected],
+    normal: list[int],
+    dropped: set[int],
+    reports: Reports,
+    used: set[int],
+    rows: dict[int, npt.NDArray[np.intp]],
 ) -> list[dict[str, Any]]:
     plans: list[dict[str, Any]] = []
     for inj in injected:
@@ -542,11 +615,16 @@ def _plans(
         if v.plan_path is None:
             continue
         line = shapely.simplify(shapely.LineString(np.column_stack(v.plan_path)), 0.0001)
-        plans.append({"subject_id": str(v.mmsi), "corridor": {"type": "LineString",
-                      "coordinates": [[round(x, 6), round(y, 6)] for x, y in line.coords]},
-                      "width_m": float(v.plan_width_m), "stops": [inj.extra["stop"]],
-                      "valid_from": iso_utc(float(np.floor(max(inj.extra["plan_from"], cfg.start_s)))),
-                      "valid_to": iso_utc(float(np.ceil(inj.extra["plan_to"])))})
+        plans.append(
+            {
+                "subject_id": str(v.mmsi),
+                "corridor": {"type": "LineString", "coordinates": [[round(x, 6), round(y, 6)] for x, y in line.coords]},
+                "width_m": float(v.plan_width_m),
+                "stops": [inj.extra["stop"]],
+                "valid_from": iso_utc(float(np.floor(max(inj.extra["plan_from"], cfg.start_s)))),
+                "valid_to": iso_utc(float(np.ceil(inj.extra["plan_to"]))),
+            }
+        )
     r = rng_for(cfg.seed, 4242)
     for i in normal:
         if i in dropped or i in used or r.uniform() >= cfg.plan_fraction:
@@ -563,13 +641,18 @@ def _plans(
         if len(coords) < 2 or np.all(coords == coords[0]):
             continue
         line = shapely.simplify(shapely.LineString(coords), 0.0001)
-        stops = sorted({x.stop.visit_zone or x.stop.id for x in v.visits
-                        if x.depart_s >= ts[0] and x.arrive_s <= ts[-1]})
-        plans.append({"subject_id": str(v.mmsi), "corridor": {"type": "LineString",
-                      "coordinates": [[round(x, 6), round(y, 6)] for x, y in line.coords]},
-                      "width_m": float(v.plan_width_m or 400.0), "stops": stops,
-                      "valid_from": iso_utc(float(ts[0])), "valid_to": iso_utc(float(ts[-1]))})
+        stops = sorted(
+            {x.stop.visit_zone or x.stop.id for x in v.visits if x.depart_s >= ts[0] and x.arrive_s <= ts[-1]}
+        )
+        plans.append(
+            {
+                "subject_id": str(v.mmsi),
+                "corridor": {"type": "LineString", "coordinates": [[round(x, 6), round(y, 6)] for x, y in line.coords]},
+                "width_m": float(v.plan_width_m or 400.0),
+                "stops": stops,
+                "valid_from": iso_utc(float(ts[0])),
+                "valid_to": iso_utc(float(ts[-1])),
+            }
+        )
     plans.sort(key=lambda p: p["subject_id"])
     return plans
-
-
