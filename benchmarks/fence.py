@@ -122,8 +122,9 @@ def run(quick: bool) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print a summary (or one JSON object with ``--json``)."""
-    ap = argparse.ArgumentParser(prog="python -m benchmarks fence", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks fence", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--quick", action="store_true", help="200k points, under a minute")
     args = ap.parse_args(argv)

@@ -82,14 +82,19 @@ def _shift_line(line: bytes, shift_s: int) -> bytes:
         body = m.group(2)
         star = body.rfind(b"*")
         core = body[:star] if star >= 0 else body
-        core = _C_FIELD.sub(lambda c: b"c:%d" % (int(c.group(1)) + shift_s * (1000 if len(c.group(1)) > 11 else 1)),
-                            core)
+        core = _C_FIELD.sub(
+            lambda c: b"c:%d" % (int(c.group(1)) + shift_s * (1000 if len(c.group(1)) > 11 else 1)), core
+        )
         new = core + (b"*" + _checksum(core) if star >= 0 else b"")
         line = m.group(1) + b"\\" + new + b"\\" + line[m.end() :]
     m = _LEADING.match(line)
     if m:
-        line = m.group(1) + b"%d" % (int(m.group(2)) + shift_s) + (m.group(3) or b"") + line[m.end(3) if m.group(3)
-                                                                                              else m.end(2) :]
+        line = (
+            m.group(1)
+            + b"%d" % (int(m.group(2)) + shift_s)
+            + (m.group(3) or b"")
+            + line[m.end(3) if m.group(3) else m.end(2) :]
+        )
     return _TRAILING.sub(lambda t: t.group(1) + b"%d" % (int(t.group(2)) + shift_s), line)
 
 
@@ -151,11 +156,36 @@ def _jsonl_lines(n: int, seed: int = 11) -> list[bytes]:
     for k in range(n):
         sid = str(413_000_000 + int(vid[k]))
         if static[k]:
-            out.append(dumps({"type": "static", "id": sid, "ts": iso[k], "name": f"CHANGJIANG {vid[k]}",
-                              "ship_type": 70, "length_m": 90.0, "beam_m": 14.0, "destination": "CNNKG"}))
+            out.append(
+                dumps(
+                    {
+                        "type": "static",
+                        "id": sid,
+                        "ts": iso[k],
+                        "name": f"CHANGJIANG {vid[k]}",
+                        "ship_type": 70,
+                        "length_m": 90.0,
+                        "beam_m": 14.0,
+                        "destination": "CNNKG",
+                    }
+                )
+            )
         else:
-            out.append(dumps({"id": sid, "ts": iso[k], "lon": lon[k], "lat": lat[k], "kind": "vessel",
-                              "sog": sog[k], "cog": cog[k], "heading": hdg[k], "receiver": f"rx-{vid[k] % 40}"}))
+            out.append(
+                dumps(
+                    {
+                        "id": sid,
+                        "ts": iso[k],
+                        "lon": lon[k],
+                        "lat": lat[k],
+                        "kind": "vessel",
+                        "sog": sog[k],
+                        "cog": cog[k],
+                        "heading": hdg[k],
+                        "receiver": f"rx-{vid[k] % 40}",
+                    }
+                )
+            )
     return out
 
 
@@ -304,8 +334,9 @@ def run(quick: bool) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print a summary (or one JSON object with ``--json``)."""
-    ap = argparse.ArgumentParser(prog="python -m benchmarks ingest", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks ingest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--quick", action="store_true", help="smaller volumes, under a minute")
     args = ap.parse_args(None if argv is None else list(argv))

@@ -31,43 +31,23 @@ import orjson
 
 from geofence.decode.jsonl import JsonlDecoder
 from geofence.engine import Engine
-from geofence.fence import Fence, ZoneKind, ZoneSet
+from geofence.fence import ZoneSet
 from geofence.positions import PositionBatch
 
-__all__ = ["main"]
+__all__ = ["bench_zones", "main", "run_pipeline", "write_positions"]
 
 _BATCH = 20_000
 _T0 = 1_780_000_000.0
 
 
-def _zones(n_fences: int) -> tuple[ZoneSet, str]:
-    """The shared seeded workload; a simple stand-in (flagged in the output) if it cannot be built."""
-    try:
-        from benchmarks.workload import river_zones
+def bench_zones(n_fences: int) -> tuple[ZoneSet, str]:
+    """The shared seeded workload (2,000 fences along the benchmark river) and its name for the output."""
+    from benchmarks.workload import river_zones
 
-        return river_zones(n_fences), "benchmarks.workload.river_zones"
-    except Exception as exc:  # the shared workload is being developed in parallel
-        import shapely
-
-        from benchmarks.workload import river_centreline
-
-        lon, lat, km = river_centreline()
-        rng = np.random.default_rng(7)
-        fences = []
-        for j in range(8):
-            a, b = j * len(lon) // 8, (j + 1) * len(lon) // 8 + 1
-            line = shapely.LineString(np.c_[lon[a:b:10], lat[a:b:10]])
-            fences.append(Fence(f"fw-{j}", "fairway", ZoneKind.FAIRWAY, line.buffer(0.005)))
-        kinds = [ZoneKind.PORT, ZoneKind.BERTH, ZoneKind.ANCHORAGE]
-        for i in range(n_fences - 8):
-            q = rng.uniform(0, km[-1])
-            x, y = float(np.interp(q, km, lon)), float(np.interp(q, km, lat)) + rng.choice([-1, 1]) * 0.02
-            h = rng.uniform(0.002, 0.008)
-            fences.append(Fence(f"b-{i}", "basin", kinds[i % 3], shapely.box(x - h, y - h, x + h, y + h)))
-        return ZoneSet.of(fences), f"fallback ({type(exc).__name__}: {exc})"
+    return river_zones(n_fences), "benchmarks.workload.river_zones"
 
 
-def _write_positions(path: Path, vessels: int, minutes: float, seed: int = 11) -> int:
+def write_positions(path: Path, vessels: int, minutes: float, seed: int = 11) -> int:
     """Seeded synthetic reports (JSONL, sorted by time) of vessels sailing the river centreline."""
     from benchmarks.workload import river_centreline
 
@@ -135,7 +115,7 @@ def _parse_floor(path: Path) -> tuple[int, float]:
     return len(ts), time.perf_counter() - t
 
 
-def _pipeline(path: Path, zones: ZoneSet) -> tuple[int, int, float]:
+def run_pipeline(path: Path, zones: ZoneSet) -> tuple[int, int, float]:
     """JSONL lines -> :class:`JsonlDecoder` -> engine -> alert lines (JSON bytes); the timed part."""
     eng = Engine(zones)  # the fence index is built once per zone version, outside the timed loop
     dec = JsonlDecoder("bench")
@@ -174,7 +154,7 @@ def _memory_child(lo: int, hi: int) -> dict[str, Any]:
 
     from benchmarks.workload import river_centreline
 
-    zones, _ = _zones(2000)
+    zones, _ = bench_zones(2000)
     eng = Engine(zones)
     lon_c, lat_c, km = river_centreline()
     rng = np.random.default_rng(3)
@@ -237,13 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_memory_child(*args.memory_child)))
         return 0
     minutes = args.minutes if args.minutes is not None else (3.0 if args.quick else 20.0)
-    zones, workload = _zones(2000)
+    zones, workload = bench_zones(2000)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "positions.jsonl"
-        _write_positions(path, args.vessels, minutes)
+        write_positions(path, args.vessels, minutes)
         _parse_floor(path)  # warm the page cache
         n_floor, t_floor = _parse_floor(path)
-        n_pipe, alerts, t_pipe = _pipeline(path, zones)
+        n_pipe, alerts, t_pipe = run_pipeline(path, zones)
     lo, hi = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
     child = subprocess.run(
         [sys.executable, "-m", "benchmarks.pipeline", "--memory-child", str(lo), str(hi)],

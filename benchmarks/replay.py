@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.pipeline import _pipeline, _write_positions, _zones
+from benchmarks.pipeline import bench_zones, run_pipeline, write_positions
 from geofence.fence import ZoneSet
 from replay.driver import run_replay
 from replay.options import FAST_BATCH_LINES, runner_namespace
@@ -57,17 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     minutes = args.minutes if args.minutes is not None else (3.0 if args.quick else 20.0)
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 2)
-    zones, workload = _zones(2000)
+    zones, workload = bench_zones(2000)
     best = {"replay": 0.0, "pipeline": 0.0}
     info: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="geofence-bench-replay-") as tmp:
         path = Path(tmp) / "positions.jsonl"
-        _write_positions(path, args.vessels, minutes)
+        write_positions(path, args.vessels, minutes)
         for _ in range(repeats):
             rate, n, alerts, summary_s = _replay(path, zones, Path(tmp) / "out", args.batch_size)
             best["replay"] = max(best["replay"], rate)
             info.update(positions=n, alert_lines=alerts, summary_s=round(summary_s, 2))
-            n_pipe, _, t_pipe = _pipeline(path, zones)
+            n_pipe, _, t_pipe = run_pipeline(path, zones)
             best["pipeline"] = max(best["pipeline"], n_pipe / t_pipe)
     result = {
         "replay_positions_per_s": round(best["replay"]),
