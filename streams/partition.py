@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from geofence.errors import ConfigError
+
 __all__ = ["SubjectPartitioner", "murmur2", "partition_for_key", "partition_for_subject"]
 
 _M = 0x5BD1E995
@@ -50,7 +52,7 @@ def murmur2(data: bytes) -> int:
 def partition_for_key(key: bytes, partitions: int) -> int:
     """Return the partition Kafka's default partitioner picks for ``key`` among ``partitions``."""
     if partitions <= 0:
-        raise ValueError(f"partitions must be positive, got {partitions}; create the topic first")
+        raise ConfigError(f"partitions must be positive, got {partitions}; create the topic with >= 1 partition")
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
@@ -64,7 +66,7 @@ class SubjectPartitioner:
 
     def __init__(self, partitions: int) -> None:
         if partitions <= 0:
-            raise ValueError(f"partitions must be positive, got {partitions}")
+            raise ConfigError(f"partitions must be positive, got {partitions}; give the topic's partition count")
         self.partitions = partitions
         self._cache: dict[str, int] = {}
 

@@ -1,98 +1,173 @@
-"""The gateway: decode inputs and produce packed position batches to Kafka (``geofence publish``).
+"""The gateway behind ``geofence publish``: decode inputs, produce packed position batches to Kafka.
 
 Each decoded micro-batch is split by partition with Kafka's default partitioner
-over the subject key (:mod:`streams.partition`, the function faust's aiokafka
-producer applies to a subject key), and every partition's rows go out as one
-packed record (:mod:`streams.wire`) with that partition set explicitly and a
-representative subject of the batch as key. A subject's positions therefore
-always reach the same partition, in input order. After the last batch the
-publisher sends an end-of-stream marker to every partition (the worker's cue
-to call ``finish()``), carrying the largest event time it published.
+over the subject key (:mod:`streams.partition`: the function faust's aiokafka
+producer applies to a key), and every partition's rows go out as one packed
+record (:mod:`streams.wire`) with that partition set explicitly. A subject's
+positions therefore always reach the same partition, in input order. (Containers
+are keyed by their own id too: their declared carrier may change or be blank
+between reports, and keying by it would split a container's state.)
+
+Inputs are processed in the order of the embedded runner: file inputs merged in
+event time with static reports placed where they take effect
+(:func:`ordered_segments`, :mod:`streams.order`). After the last batch the
+publisher sends an end-of-stream marker to every partition (the worker's cue to
+call ``finish()``), carrying the largest event time it published, so every
+partition's engine ends at the same watermark.
+Decoder dead letters go to the dead-letter topic, one JSON object per record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from geofence.deadletter import DeadLetter
+from geofence.decode.accounting import Counts, DecodeResult
+from geofence.errors import ConfigError
 from geofence.fence import ZoneSet
 from geofence.positions import PositionBatch, StaticReport
 from streams import wire
-from streams.faust_app import TopicNames, _bootstrap, _ensure_topic
+from streams.faust_app import TopicNames, bootstrap_servers, ensure_topic
 from streams.partition import SubjectPartitioner
+from streams.runner import DecoderFactory
 
-__all__ = ["PublishConfig", "PublishStats", "Publisher", "decoded_inputs", "publish_files", "publish_zones"]
+__all__ = [
+    "PublishConfig",
+    "PublishStats",
+    "Publisher",
+    "decoded_inputs",
+    "ordered_segments",
+    "publish_inputs",
+    "publish_zones",
+    "split_by_partition",
+]
+
+_HEAD_BYTES = 65536
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class PublishConfig:
-    """Where and how to publish."""
+    """Where and how to publish.
+
+    Attributes
+    ----------
+    partitions
+        Partition count used only when the positions topic does not exist yet.
+    max_batch_positions
+        Largest packed record, in positions (a partition's rows of one micro-batch are chunked).
+    batch_lines
+        Input lines per decoded micro-batch (4096, as ``geofence run``).
+    rate_positions_s
+        Pace publishing to this many positions per second of wall time (None: as fast as possible).
+    end_of_stream
+        Send the end-of-stream marker to every partition after the last input.
+    """
 
     broker: str
     topics: TopicNames = field(default_factory=TopicNames)
-    partitions: int = 8  # used only when the positions topic does not exist yet
+    partitions: int = 8
     max_batch_positions: int = 4096
+    batch_lines: int = 4096
+    rate_positions_s: float | None = None
+    end_of_stream: bool = True
     publisher_id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise ConfigError(f"partitions = {self.partitions} must be >= 1")
+        if self.max_batch_positions < 1 or self.batch_lines < 1:
+            raise ConfigError("max_batch_positions and batch_lines must be >= 1")
+        if self.rate_positions_s is not None and not self.rate_positions_s > 0:
+            raise ConfigError(f"rate {self.rate_positions_s} must be a positive number of positions per second")
 
 
 @dataclass(slots=True)
 class PublishStats:
-    """What a publisher sent."""
+    """What a publisher sent, and the decoders' accounting."""
 
     positions: int = 0
     records: int = 0
     statics: int = 0
     dead: int = 0
     max_ts_s: float | None = None
+    counts: Counts = field(default_factory=Counts)
+
+
+def split_by_partition(
+    batch: PositionBatch, partitioner: SubjectPartitioner, max_positions: int
+) -> list[tuple[int, PositionBatch]]:
+    """Split a batch by partition (rows keep their order), in chunks of at most ``max_positions``."""
+    if not len(batch):
+        return []
+    uniq, inv = np.unique(batch.subject_id, return_inverse=True)
+    per_key = np.fromiter((partitioner(str(k)) for k in uniq.tolist()), dtype=np.int64, count=len(uniq))
+    parts = per_key[inv.reshape(-1)]
+    order = np.argsort(parts, kind="stable")
+    bounds = np.flatnonzero(np.diff(parts[order])) + 1
+    out: list[tuple[int, PositionBatch]] = []
+    for rows in np.split(order, bounds):
+        p = int(parts[rows[0]])
+        for i in range(0, len(rows), max_positions):
+            out.append((p, batch.take(rows[i : i + max_positions])))
+    return out
 
 
 class Publisher:
     """Async context manager producing packed batches, statics, dead letters and end-of-stream markers."""
 
-    def __init__(self, cfg: PublishConfig) -> None:
+    def __init__(self, cfg: PublishConfig, *, producer: Any = None) -> None:
         self.cfg = cfg
         self.stats = PublishStats()
-        self._producer: Any = None
+        self._producer = producer
+        self._owned = producer is None
         self._partitioner: SubjectPartitioner | None = None
         self._pending: list[asyncio.Future[Any]] = []
         self.publisher_id = cfg.publisher_id or f"{os.uname().nodename}:{os.getpid()}"
 
     @property
-    def partitions(self) -> int:
-        """Partition count of the positions topic (known after start)."""
+    def partitioner(self) -> SubjectPartitioner:
+        """The partitioner of the positions topic (known after :meth:`start`)."""
         if self._partitioner is None:
             raise RuntimeError("Publisher not started; use `async with Publisher(cfg) as pub:`")
-        return self._partitioner.partitions
+        return self._partitioner
 
     async def start(self) -> Publisher:
-        """Connect, create the positions topic if needed, and learn its partition count."""
-        from aiokafka import AIOKafkaProducer
+        """Connect, create the positions and dead-letter topics if needed, and learn the partition count."""
+        topics = self.cfg.topics
+        if self._producer is None:
+            from aiokafka import AIOKafkaProducer
 
-        bootstrap = _bootstrap(self.cfg.broker)
-        await _ensure_topic(bootstrap, self.cfg.topics.positions, self.cfg.partitions)
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=1024 * 1024,
-            max_request_size=16 * 1024 * 1024,
-        )
+            bootstrap = bootstrap_servers(self.cfg.broker)
+            await ensure_topic(bootstrap, topics.positions, self.cfg.partitions)
+            await ensure_topic(bootstrap, topics.deadletter, 1)
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=bootstrap,
+                acks="all",
+                linger_ms=2,
+                max_batch_size=1024 * 1024,
+                max_request_size=64 * 1024 * 1024,
+            )
         await self._producer.start()
         parts: set[int] | None = None
-        for _ in range(50):
-            parts = await self._producer.partitions_for(self.cfg.topics.positions)
+        for _ in range(100):
+            parts = await self._producer.partitions_for(topics.positions)
             if parts:
                 break
             await asyncio.sleep(0.1)
         if not parts:
-            raise RuntimeError(f"topic {self.cfg.topics.positions!r} has no partitions on {self.cfg.broker}")
+            raise ConfigError(f"topic {topics.positions!r} has no partitions on {self.cfg.broker}")
         self._partitioner = SubjectPartitioner(len(parts))
         return self
 
@@ -108,32 +183,11 @@ class Publisher:
         if pending:
             await asyncio.gather(*pending)
 
-    def split(self, batch: PositionBatch) -> list[tuple[int, PositionBatch]]:
-        """Split a batch by partition (rows keep their order), in chunks of at most ``max_batch_positions``."""
-        if not len(batch):
-            return []
-        part = self._partitioner
-        assert part is not None
-        cache = part._cache
-        parts = np.fromiter(
-            (cache[s] if s in cache else part(s) for s in batch.subject_id), dtype=np.int32, count=len(batch)
-        )
-        order = np.argsort(parts, kind="stable")
-        sorted_parts = parts[order]
-        bounds = np.flatnonzero(np.diff(sorted_parts)) + 1
-        out: list[tuple[int, PositionBatch]] = []
-        step = self.cfg.max_batch_positions
-        for rows in np.split(order, bounds):
-            p = int(parts[rows[0]])
-            for i in range(0, len(rows), step):
-                out.append((p, batch.take(rows[i : i + step])))
-        return out
-
     async def send_positions(self, batch: PositionBatch) -> None:
         """Publish a decoded batch, one packed record per partition (and chunk)."""
-        for p, sub in self.split(batch):
-            await self._send(self.cfg.topics.positions, wire.encode_positions(sub),
-                             str(sub.subject_id[0]).encode("utf-8"), p)
+        for p, sub in split_by_partition(batch, self.partitioner, self.cfg.max_batch_positions):
+            key = str(sub.subject_id[0]).encode("utf-8")  # a subject of the batch (the partition is explicit)
+            await self._send(self.cfg.topics.positions, wire.encode_positions(sub), key, p)
             self.stats.records += 1
         if len(batch):
             self.stats.positions += len(batch)
@@ -141,17 +195,16 @@ class Publisher:
             self.stats.max_ts_s = mx if self.stats.max_ts_s is None else max(self.stats.max_ts_s, mx)
 
     async def send_statics(self, reports: Sequence[StaticReport]) -> None:
-        """Publish static reports to their subjects' partitions."""
-        assert self._partitioner is not None
+        """Publish static reports to their subjects' partitions, before the positions that follow them."""
         by_part: dict[int, list[StaticReport]] = {}
         for r in reports:
-            by_part.setdefault(self._partitioner(r.subject_id), []).append(r)
+            by_part.setdefault(self.partitioner(r.subject_id), []).append(r)
         for p, rs in sorted(by_part.items()):
             await self._send(self.cfg.topics.positions, wire.encode_statics(rs), rs[0].subject_id.encode("utf-8"), p)
         self.stats.statics += len(reports)
 
     async def send_dead(self, dead: Iterable[DeadLetter]) -> None:
-        """Publish decoder dead letters, one per record, keyed by source."""
+        """Publish dead letters, one per record, keyed by source."""
         for d in dead:
             await self._send(self.cfg.topics.deadletter, wire.encode_deadletter(d), d.source.encode("utf-8"))
             self.stats.dead += 1
@@ -159,7 +212,7 @@ class Publisher:
     async def end_of_stream(self) -> None:
         """Send the end-of-stream marker to every partition, then flush."""
         await self.flush()
-        for p in range(self.partitions):
+        for p in range(self.partitioner.partitions):
             marker = wire.EndOfStream(p, self.stats.max_ts_s, self.publisher_id)
             await self._send(self.cfg.topics.positions, wire.encode_end_of_stream(marker), b"", p)
         await self.flush()
@@ -171,7 +224,8 @@ class Publisher:
                 await self.flush()
             finally:
                 await self._producer.stop()
-                self._producer = None
+                if self._owned:
+                    self._producer = None
 
     async def __aenter__(self) -> Publisher:
         return await self.start()
@@ -182,57 +236,155 @@ class Publisher:
         await self.stop()
 
 
-def _decoder(fmt: str, source: str) -> Any:
-    import geofence.decode as dec
-
-    names = {"nmea": "NmeaDecoder", "jsonl": "JsonlDecoder", "csv": "CsvDecoder"}
-    if fmt not in names:
-        raise ValueError(f"unknown input format {fmt!r}; use one of {', '.join(names)} or 'auto'")
-    cls = getattr(dec, names[fmt], None)
-    if cls is None:
-        raise ValueError(f"no decoder for format {fmt!r} in geofence.decode (expected {names[fmt]})")
-    return cls(source)
+def _open(path: Path) -> BinaryIO:
+    with open(path, "rb") as probe:
+        magic = probe.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
 
 
-async def decoded_inputs(paths: Sequence[str], fmt: str = "auto", chunk_lines: int = 8192) -> AsyncIterator[Any]:
-    """Decode files in order, yielding one ``DecodeResult`` per chunk of lines (then the decoder's close)."""
-    from geofence.decode import detect_format
-
-    for path in paths:
-        with open(path, "rb") as fh:
-            head = fh.read(65536)
-            fh.seek(0)
-            dec = _decoder(detect_format(head) if fmt == "auto" else fmt, str(path))
-            first = 1
-            while True:
-                lines = fh.readlines(chunk_lines * 128)
-                if not lines:
-                    break
-                yield dec.feed([ln.rstrip(b"\r\n") for ln in lines], first, None)
-                first += len(lines)
+async def _file_chunks(path: Path, lines_per_chunk: int) -> AsyncIterator[list[bytes]]:
+    with _open(path) as fh:
+        pending: list[bytes] = []
+        while True:
+            chunk = fh.readlines(1 << 20)
+            if not chunk:
+                break
+            pending.extend(chunk)
+            while len(pending) >= lines_per_chunk:
+                batch, pending = pending[:lines_per_chunk], pending[lines_per_chunk:]
+                yield [x.rstrip(b"\r\n") for x in batch]
                 await asyncio.sleep(0)
-            close = getattr(dec, "close", None)
-            if close is not None:
-                yield close()
+        if pending:
+            yield [x.rstrip(b"\r\n") for x in pending]
 
 
-async def publish_files(cfg: PublishConfig, paths: Sequence[str], fmt: str = "auto", eos: bool = True,
-                        rate_positions_s: float | None = None) -> PublishStats:
-    """Decode ``paths`` and publish everything; optionally pace to ``rate_positions_s`` (wall clock)."""
-    for p in paths:
-        if not Path(p).is_file():
-            raise FileNotFoundError(f"input {p!r} does not exist")
+async def _stdin_chunks(lines_per_chunk: int) -> AsyncIterator[list[bytes]]:
+    """Lines of standard input as they arrive, at most ``lines_per_chunk`` per chunk (a live source)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 24)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+    try:
+        rest = b""
+        while True:
+            data = await reader.read(1 << 20)
+            if not data:
+                break
+            parts = (rest + data).split(b"\n")
+            rest = parts.pop()
+            for i in range(0, len(parts), lines_per_chunk):
+                yield [x.rstrip(b"\r") for x in parts[i : i + lines_per_chunk]]
+        if rest:
+            yield [rest.rstrip(b"\r")]
+    finally:
+        transport.close()
+
+
+async def decoded_inputs(
+    inputs: Sequence[str], decoder_factory: DecoderFactory, lines_per_chunk: int = 4096
+) -> AsyncIterator[DecodeResult]:
+    """Decode inputs in order (files, plain or gzip, or ``-`` for stdin): one result per chunk, then close.
+
+    Chunks are cut exactly as ``geofence run`` cuts a file (``lines_per_chunk`` lines),
+    so the decoders see the same calls.
+    """
+    for spec in inputs:
+        if spec == "-":
+            dec = None
+            line = 1
+            async for lines in _stdin_chunks(lines_per_chunk):
+                if dec is None:
+                    dec = decoder_factory("-", b"\n".join(lines[:2000])[:_HEAD_BYTES], True)
+                yield dec.feed(lines, line, time.time())
+                line += len(lines)
+            if dec is not None:
+                yield dec.close()
+            continue
+        path = Path(spec)
+        with _open(path) as fh:
+            head = fh.read(_HEAD_BYTES)
+        dec = decoder_factory(str(path), head, False)
+        line = 1
+        async for lines in _file_chunks(path, lines_per_chunk):
+            yield dec.feed(lines, line, None)
+            line += len(lines)
+        yield dec.close()
+
+
+async def ordered_segments(
+    inputs: Sequence[str],
+    decoder_factory: DecoderFactory,
+    lines_per_chunk: int = 4096,
+    counts: Counts | None = None,
+    dead: list[DeadLetter] | None = None,
+) -> AsyncIterator[tuple[list[StaticReport], PositionBatch]]:
+    """``(static reports, positions)`` of the inputs in the order ``geofence run`` processes them.
+
+    File inputs are decoded first (pass 1) into a :class:`streams.order.RecordSorter` and
+    then merged in event-time order (pass 2), static reports placed where they take
+    effect, exactly as the embedded runner does: a file grouped by vessel must not push
+    a partition's watermark to its end. Standard input (``-``, which must then be the
+    only input) is live: each decoder call's static reports, then its positions.
+    Decoder accounting is added to ``counts`` and dead letters appended to ``dead``.
+    """
+    if "-" in inputs:
+        if len(inputs) > 1:
+            raise ConfigError("'-' (stdin) is a live input; publish it alone, files in another run")
+        async for res in decoded_inputs(inputs, decoder_factory, lines_per_chunk):
+            if counts is not None:
+                counts.merge(res.counts)
+            if dead is not None:
+                dead.extend(res.dead)
+            yield list(res.statics), res.positions
+        return
+    from streams.order import RecordSorter
+
+    sorter = RecordSorter()
+    try:
+        for idx, spec in enumerate(inputs):
+            async for res in decoded_inputs([spec], decoder_factory, lines_per_chunk):
+                if counts is not None:
+                    counts.merge(res.counts)
+                if dead is not None:
+                    dead.extend(res.dead)
+                await asyncio.to_thread(sorter.add, idx, res.positions, res.statics)
+        merged = await asyncio.to_thread(sorter.merge, lines_per_chunk)
+        while True:
+            chunk = await asyncio.to_thread(next, merged, None)
+            if chunk is None:
+                break
+            for statics, positions in chunk.segments():
+                yield statics, positions
+    finally:
+        await asyncio.to_thread(sorter.close)
+
+
+async def publish_inputs(cfg: PublishConfig, inputs: Sequence[str], decoder_factory: DecoderFactory) -> PublishStats:
+    """Decode ``inputs`` and publish everything (paced to ``cfg.rate_positions_s`` when set)."""
+    for spec in inputs:
+        if spec != "-" and not Path(spec).is_file():
+            raise ConfigError(f"input {spec!r} is not a file; give a readable path or '-' for stdin")
     async with Publisher(cfg) as pub:
         started = time.monotonic()
-        async for res in decoded_inputs(paths, fmt):
-            await pub.send_statics(res.statics) if res.statics else None
-            await pub.send_positions(res.positions)
-            await pub.send_dead(res.dead)
-            if rate_positions_s:
-                ahead_s = pub.stats.positions / rate_positions_s - (time.monotonic() - started)
+        dead: list[DeadLetter] = []
+        async for statics, positions in ordered_segments(
+            inputs, decoder_factory, cfg.batch_lines, pub.stats.counts, dead
+        ):
+            if dead:
+                await pub.send_dead(dead)
+                dead.clear()
+            if statics:
+                await pub.send_statics(statics)
+            if len(positions):
+                await pub.send_positions(positions)
+            if cfg.rate_positions_s:
+                ahead_s = pub.stats.positions / cfg.rate_positions_s - (time.monotonic() - started)
                 if ahead_s > 0:
+                    await pub.flush()
                     await asyncio.sleep(ahead_s)
-        if eos:
+        await pub.send_dead(dead)
+        if cfg.end_of_stream:
             await pub.end_of_stream()
         await pub.flush()
         return pub.stats
@@ -242,8 +394,8 @@ async def publish_zones(broker: str, zones: ZoneSet, topic: str = TopicNames().z
     """Publish a whole zone set to the compacted zones topic (every worker hot-reloads it)."""
     from aiokafka import AIOKafkaProducer
 
-    bootstrap = _bootstrap(broker)
-    await _ensure_topic(bootstrap, topic, 1, compacted=True)
+    bootstrap = bootstrap_servers(broker)
+    await ensure_topic(bootstrap, topic, 1, compacted=True)
     prod = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=64 * 1024 * 1024)
     await prod.start()
     try:

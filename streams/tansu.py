@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 __all__ = ["TansuBroker", "free_port", "tansu", "tansu_binary"]
 
@@ -79,14 +80,16 @@ class TansuBroker:
     port
         The loopback port; 0 picks a free one at start.
     log_path
-        Where the broker's stdout/stderr go (a temporary file when None).
+        Where the broker's stdout/stderr go. When None, a temporary file that :meth:`stop`
+        deletes (it is kept when the broker failed to start, and the error names it).
     """
 
     port: int = 0
     log_path: Path | None = None
     startup_timeout_s: float = 10.0
     _proc: subprocess.Popen[bytes] | None = None
-    _log_file: object | None = None
+    _log_file: BinaryIO | None = None
+    _own_log: bool = False
 
     @property
     def bootstrap(self) -> str:
@@ -119,6 +122,7 @@ class TansuBroker:
             fd, name = tempfile.mkstemp(prefix="tansu-", suffix=".log")
             os.close(fd)
             self.log_path = Path(name)
+            self._own_log = True
         listener = f"tcp://{_HOST}:{self.port}"
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         env = dict(os.environ, RUST_LOG=os.environ.get("TANSU_RUST_LOG", "warn"))
@@ -148,11 +152,18 @@ class TansuBroker:
             if _port_open(_HOST, self.port):
                 return True
             time.sleep(0.01)
-        self.stop()
+        self._halt()
         return False
 
     def stop(self) -> None:
-        """Stop the broker we started (SIGTERM, then SIGKILL after 3 s), by its PID."""
+        """Stop the broker we started (SIGTERM, then SIGKILL after 3 s), by its PID; delete our temporary log."""
+        self._halt()
+        if self._own_log and self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
+            self.log_path = None
+            self._own_log = False
+
+    def _halt(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -168,7 +179,7 @@ class TansuBroker:
     def _close_log(self) -> None:
         log, self._log_file = self._log_file, None
         if log is not None:
-            log.close()  # type: ignore[attr-defined]
+            log.close()
 
     def __enter__(self) -> TansuBroker:
         return self.start()

@@ -1,4 +1,4 @@
-"""``geofence zones check``: exit codes and output lines."""
+"""``geofence zones check`` (and the registration of ``zones publish``): exit codes and output lines."""
 
 from __future__ import annotations
 
@@ -72,8 +72,10 @@ def test_no_file_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
 def test_register_exposes_the_zones_group_for_more_subcommands() -> None:
     parser = argparse.ArgumentParser()
     group = cmd_zones.register(parser.add_subparsers(dest="command"))
-    extra = group.add_parser("publish")
+    extra = group.add_parser("diff")  # a name not taken by the built-in check and publish
     extra.set_defaults(handler=lambda _args: 42)
-    args = parser.parse_args(["zones", "publish"])
+    args = parser.parse_args(["zones", "diff"])
     assert args.handler(args) == 42
     assert parser.parse_args(["zones", "check", "x.geojson"]).handler is cmd_zones.run_check
+    publish = parser.parse_args(["zones", "publish", "x.geojson", "--broker", "kafka://127.0.0.1:9"])
+    assert publish.handler is cmd_zones.run_publish

@@ -1,0 +1,505 @@
+"""The faust-free part of a worker's subject stage: engines per partition, zones, state, encounter feed.
+
+:class:`PartitionCore` is what the faust agent of :mod:`streams.faust_app` calls for
+every record of ``geofence.positions``; it is kept apart from faust so that it can be
+tested and benchmarked without a broker (``tests/test_faust_core.py``).
+
+Two things it needs from the engine are not in its public protocol yet; they are
+isolated here in :func:`_tap_detector` (the encounter-detector input) and
+:meth:`RulesEngineFactory.new` (sharing the immutable fence index between the engines
+of one process). ``docs/streams.md``, "Engine hooks", says what should replace them.
+"""
+
+from __future__ import annotations
+
+import copy
+import struct
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from geofence.alerts import Alert
+from geofence.deadletter import DeadLetter
+from geofence.engine_api import Engine, EngineOutput
+from geofence.errors import ConfigError
+from geofence.fence import ZoneSet
+from geofence.positions import PositionBatch
+from geofence.rules.encounter import EncounterParams
+from streams import wire
+
+__all__ = [
+    "EngineFactory",
+    "PartitionCore",
+    "RulesEngineFactory",
+    "Step",
+    "feed_mask",
+    "hold_s",
+    "pack_state",
+    "unpack_state",
+    "wire_raw",
+]
+
+_U32 = struct.Struct("<I")
+
+
+class EngineFactory(Protocol):
+    """How a worker creates engines: fresh, or from a snapshot, both under a zone set.
+
+    A factory may set ``external_encounters = True``: its engines run with the encounter
+    rule off and the worker's encounter stage decides encounters instead.
+    """
+
+    def new(self, zones: ZoneSet) -> Engine:
+        """A fresh engine deciding under ``zones``."""
+        ...
+
+    def restore(self, data: bytes, zones: ZoneSet) -> Engine:
+        """An engine restored from :meth:`Engine.snapshot` bytes, then switched to ``zones``."""
+        ...
+
+
+class RulesEngineFactory:
+    """The real engine with the CLI's ``--rules``, ``--baseline`` and ``--plans`` (as ``geofence run``).
+
+    With ``external_encounters`` (default) and the encounter rule enabled in the rules,
+    the per-partition engines run with ``encounter`` switched off and the worker's
+    encounter stage raises those alerts, so pairs across partitions are found.
+    """
+
+    def __init__(
+        self,
+        rules: str | None = None,
+        baseline: str | None = None,
+        plans: str | None = None,
+        *,
+        external_encounters: bool = True,
+    ) -> None:
+        from geofence.rules.config import RulesConfig
+
+        mapping: dict[str, Any] = {}
+        if rules:
+            text = Path(rules).read_text(encoding="utf-8")
+            try:
+                mapping = orjson.loads(text) if rules.endswith(".json") else tomllib.loads(text)
+            except (orjson.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"rules file {rules}: {exc}") from None
+        self.external_encounters = external_encounters and RulesConfig.from_mapping(mapping).enabled("encounter")
+        if self.external_encounters:
+            mapping = copy.deepcopy(mapping)
+            mapping.setdefault("defaults", {}).setdefault("encounter", {})["enabled"] = False
+        self._options: dict[str, Any] = {"config": RulesConfig.from_mapping(mapping)}
+        if baseline:
+            from geofence.baseline import Baseline
+
+            self._options["baseline"] = Baseline.from_dict(orjson.loads(Path(baseline).read_bytes()))
+        self._plans_path = plans
+        self._plan_lines: list[tuple[int, Any]] | None = None
+        self._templates: dict[str, Any] = {}
+
+    def _kwargs(self, zones: ZoneSet) -> dict[str, Any]:
+        kwargs = dict(self._options)
+        if self._plans_path:
+            from geofence.rules.route import parse_plans
+
+            if self._plan_lines is None:
+                self._plan_lines = []
+                for n, line in enumerate(Path(self._plans_path).read_bytes().splitlines(), start=1):
+                    if line.strip():
+                        try:
+                            self._plan_lines.append((n, orjson.loads(line)))
+                        except orjson.JSONDecodeError as exc:
+                            raise ConfigError(f"{self._plans_path}:{n}: not a JSON object ({exc})") from None
+            kwargs["plans"] = parse_plans(self._plan_lines, zones, source=self._plans_path)
+        return kwargs
+
+    def new(self, zones: ZoneSet) -> Engine:
+        """A fresh engine: a copy of one template per zone version that shares its immutable fence index.
+
+        Building the fence index takes seconds for the catalogue and a worker holds one
+        engine per partition; the index is immutable per zone version, so copies share it.
+        """
+        from geofence.engine import Engine as RealEngine
+
+        template = self._templates.get(zones.version)
+        if template is None:
+            template = RealEngine(zones, **self._kwargs(zones))
+            self._templates = {zones.version: template}
+        engine: Engine = copy.deepcopy(template, _fence_indexes(template))
+        return engine
+
+    def restore(self, data: bytes, zones: ZoneSet) -> Engine:
+        """An engine restored from a table snapshot."""
+        from geofence.engine import Engine as RealEngine
+
+        engine: Engine = RealEngine.restore(data, zones=zones, **self._kwargs(zones))
+        return engine
+
+
+# -- engine hooks (shims until the engine exposes them; docs/streams.md, "Engine hooks") ---------------
+
+
+_Rows = tuple[npt.NDArray[Any], ...]
+
+
+class _DetectorTap:
+    """Stands in for the engine's detector glue and copies out the rows it is fed, in order.
+
+    Subject ids are decoded only when the rows are needed (:meth:`drain`'s ``ids``): a
+    moving fleet has no slow vessels, and the engine itself avoids decoding them.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.rows: list[tuple[Callable[[], Any], Any, Any, Any, Any, Any]] = []
+
+    def run(
+        self,
+        slot: Any,
+        sid: Any,
+        eff: Any,
+        lon: Any,
+        lat: Any,
+        cog: Any,
+        spd: Any,
+        moor: Any,
+        watermark_s: float,
+        life: Any,
+        version: str,
+        details: Any,
+    ) -> None:
+        if slot is not None and len(slot):
+            ids = np.asarray(sid, dtype=object)
+            self.rows.append((lambda: ids, eff, lon, lat, spd, moor))
+        self._inner.run(slot, sid, eff, lon, lat, cog, spd, moor, watermark_s, life, version, details)
+
+    def run_rows(
+        self,
+        slot: Any,
+        eff: Any,
+        lon: Any,
+        lat: Any,
+        cog: Any,
+        spd: Any,
+        moor: Any,
+        watermark_s: float,
+        life: Any,
+        version: str,
+        details: Any,
+        sid_of: Callable[[Any], list[str]],
+    ) -> None:
+        if slot is not None and len(slot):
+            slots = np.array(slot, copy=True)
+            self.rows.append((lambda: np.array(sid_of(slots), dtype=object), eff, lon, lat, spd, moor))
+        self._inner.run_rows(slot, eff, lon, lat, cog, spd, moor, watermark_s, life, version, details, sid_of)
+
+    def drain(self) -> tuple[Callable[[], npt.NDArray[Any]], _Rows] | None:
+        """``(ids, (eff, lon, lat, speed, mooring))`` of everything fed since the last call, or None."""
+        rows, self.rows = self.rows, []
+        if not rows:
+            return None
+        cols = tuple(np.concatenate([r[k] for r in rows]) for k in range(1, 6))
+
+        def ids() -> npt.NDArray[Any]:
+            return np.concatenate([r[0]() for r in rows]) if len(rows) > 1 else np.asarray(rows[0][0](), dtype=object)
+
+        return ids, cols
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _tap_detector(engine: Engine) -> _DetectorTap:
+    """Interpose on the engine's encounter-detector input (engine hook 1)."""
+    inner = getattr(engine, "_det", None)
+    if inner is None or not callable(getattr(inner, "run", None)):
+        raise ConfigError(f"{type(engine).__name__} exposes no detector input; run it without external encounters")
+    tap = _DetectorTap(inner)
+    engine._det = tap  # type: ignore[attr-defined]  # shim: see the module docstring
+    return tap
+
+
+def _advance_watermark(engine: Engine, ts_s: float) -> None:
+    """Raise the engine's event-time maximum to ``ts_s`` before ``finish()`` (engine hook 2).
+
+    A partition's engine only sees its own subjects; the publisher's end-of-stream
+    marker carries the largest event time of the whole input, so timers fire up to
+    the same final watermark as in one process. Engines without the method end at
+    their own partition's watermark.
+    """
+    advance = getattr(engine, "advance_watermark", None)
+    if callable(advance):
+        advance(ts_s)
+
+
+def _fence_indexes(obj: Any, depth: int = 3) -> dict[int, Any]:
+    """The immutable fence indexes held by ``obj`` (a few attribute levels deep), keyed by id."""
+    from geofence.index import FenceIndex
+
+    found: dict[int, Any] = {}
+    stack = [(obj, depth)]
+    while stack:
+        cur, d = stack.pop()
+        for v in getattr(cur, "__dict__", {}).values():
+            if isinstance(v, FenceIndex):
+                found[id(v)] = v
+            elif d > 0 and type(v).__module__.startswith("geofence"):
+                stack.append((v, d - 1))
+    return found
+
+
+def hold_s(params: EncounterParams | None = None) -> float:
+    """How long after a vessel's last *slowish* row its rows still go to the encounter stage.
+
+    A pair the detector holds ends at the first evaluation where both reports are
+    at most ``max_lag_s`` old once either vessel is fast or moored, or
+    ``max_stale_s`` after the older vessel's last report. Twice their sum covers
+    every vessel that reports at least every ``max_lag_s`` (6 min; AIS requires
+    30 s or less above 2 kn and 3 min when moored).
+    """
+    p = params or EncounterParams()
+    return 2.0 * (p.max_stale_s + float(getattr(p, "max_lag_s", 0.0)))
+
+
+def feed_mask(
+    subject_id: npt.NDArray[Any],
+    eff_s: npt.NDArray[np.float64],
+    speed_kn: npt.NDArray[np.float64],
+    mooring: npt.NDArray[np.bool_],
+    last_slow: dict[str, float],
+    hold: float,
+    release_kn: float,
+) -> npt.NDArray[np.bool_]:
+    """Rows of the encounter-detector input the encounter stage needs; updates ``last_slow`` in place.
+
+    A row is *slowish* when it is outside mooring zones and not faster than
+    ``release_kn`` (NaN counts as slowish): only such rows can make a vessel a
+    candidate or keep it in a pair. The detector holds a vessel only after a
+    slowish row and until its pairs end, so a row can matter only if it is slowish
+    or comes at most ``hold`` seconds (:func:`hold_s`) after the subject's last
+    slowish row. This broad phase over-reports; under the reporting assumption of
+    :func:`hold_s` it never misses. Rows must be in processing order;
+    ``last_slow`` maps subjects to the effective time of their last slowish row.
+    """
+    n = int(subject_id.shape[0])
+    mask = np.zeros(n, dtype=bool)
+    if n == 0:
+        return mask
+    with np.errstate(invalid="ignore"):
+        slow = ~mooring.astype(bool) & ~(speed_kn > release_kn)
+    if not (slow.any() or last_slow):
+        return mask  # the common case of a moving fleet: nothing to forward
+    watch = set(last_slow) | set(subject_id[slow].tolist())
+    sids = subject_id.tolist()
+    effs = eff_s.tolist()
+    slows = slow.tolist()
+    for i in range(n):
+        s = sids[i]
+        if s not in watch:
+            continue
+        if slows[i]:
+            last_slow[s] = effs[i]
+            mask[i] = True
+        else:
+            t = last_slow.get(s)
+            mask[i] = t is not None and effs[i] - t <= hold
+    horizon = float(np.max(eff_s)) - hold
+    for s in [s for s, t in last_slow.items() if t < horizon]:
+        del last_slow[s]
+    return mask
+
+
+# ----------------------------------------------------------------------------------- subject stage
+
+
+def pack_state(offset: int, last_slow: dict[str, float], snapshot: bytes) -> bytes:
+    """Table value: a JSON head (source offset covered, encounter-feed memory) then the engine snapshot."""
+    head = orjson.dumps({"v": 1, "offset": offset, "last_slow": dict(sorted(last_slow.items()))})
+    return _U32.pack(len(head)) + head + snapshot
+
+
+def unpack_state(value: bytes) -> tuple[int, dict[str, float], bytes]:
+    """Inverse of :func:`pack_state`."""
+    (n,) = _U32.unpack_from(value)
+    head = orjson.loads(value[_U32.size : _U32.size + n])
+    if head.get("v") != 1:
+        raise wire.WireError(f"state table value version {head.get('v')!r} is not 1")
+    last_slow = {str(k): float(v) for k, v in head["last_slow"].items()}
+    return int(head["offset"]), last_slow, bytes(value[_U32.size + n :])
+
+
+@dataclass(slots=True)
+class Step:
+    """What processing one positions record produced."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    feed: bytes | None = None
+    final: bool = False
+    skipped: bool = False
+    positions: int = 0
+
+
+@dataclass(slots=True)
+class _Slot:
+    engine: Engine
+    tap: _DetectorTap | None
+    offset: int  # last source offset applied to the engine
+    last_slow: dict[str, float] = field(default_factory=dict)
+    dirty_since: float | None = None  # monotonic time of the first record not in the table
+
+
+class PartitionCore:
+    """The faust-free part of the subject stage: one engine per partition, zones, feed and state.
+
+    Kept apart from faust so it can be tested and benchmarked without a broker.
+    """
+
+    def __init__(self, factory: EngineFactory, partitions: int, source: str = "geofence.positions") -> None:
+        self.factory = factory
+        self.partitions = partitions
+        self.source = source
+        self.external = bool(getattr(factory, "external_encounters", False))
+        self.release_kn = EncounterParams().release_kn
+        self.hold_s = hold_s()
+        self.zones: ZoneSet | None = None
+        self.slots: dict[int, _Slot] = {}
+        self.positions = 0
+        self.first_record_s: float | None = None
+
+    def set_zones(self, zones: ZoneSet) -> None:
+        """Hot reload: later decisions of every engine carry the new version."""
+        self.zones = zones
+        for slot in list(self.slots.values()):
+            slot.engine.set_zones(zones)
+
+    def drop(self, partitions: set[int]) -> None:
+        """Forget engines of revoked partitions (their next owner restores them from the table)."""
+        for p in partitions:
+            self.slots.pop(p, None)
+
+    def open(self, partition: int, stored: bytes | None) -> None:
+        """Create the engine of ``partition``, restored from its table value when there is one."""
+        self.slots[partition] = self.build_slot(stored)
+
+    def build_slot(self, stored: bytes | None) -> _Slot:
+        """An engine and its bookkeeping, restored from a table value when given (slow: run it off the loop)."""
+        if self.zones is None:
+            raise ConfigError("no zone set yet; publish one with `geofence zones publish` or pass --zones")
+        if stored:
+            offset, last_slow, snap = unpack_state(stored)
+            engine = self.factory.restore(snap, self.zones)
+        else:
+            offset, last_slow, engine = -1, {}, self.factory.new(self.zones)
+        tap = _tap_detector(engine) if self.external else None
+        return _Slot(engine, tap, offset, last_slow)
+
+    def handle(self, partition: int, offset: int, value: bytes) -> Step:
+        """Process one record of ``partition`` (call :meth:`open` first)."""
+        return self.handle_slot(self.slots[partition], partition, offset, value)
+
+    def handle_slot(self, slot: _Slot, partition: int, offset: int, value: bytes) -> Step:
+        """:meth:`handle` on a slot the caller holds (it may be revoked meanwhile; the result is then dropped)."""
+        if offset <= slot.offset:
+            return Step(skipped=True)  # already in the restored snapshot: a replay after a failure
+        if self.first_record_s is None:
+            self.first_record_s = time.monotonic()
+        slot.offset = offset
+        if slot.dirty_since is None:
+            slot.dirty_since = time.monotonic()
+        step = Step()
+        try:
+            item = wire.decode(value)
+        except wire.WireError as exc:
+            step.dead.append(
+                DeadLetter(
+                    f"kafka:{self.source}/{partition}", offset, "unparseable", str(exc), wire_raw(value), is_offset=True
+                )
+            )
+            item = None
+        out = EngineOutput()
+        if isinstance(item, PositionBatch):
+            step.positions = len(item)
+            self.positions += len(item)
+            out = slot.engine.process(item)
+        elif isinstance(item, wire.EndOfStream):
+            if item.final_ts_s is not None:
+                _advance_watermark(slot.engine, item.final_ts_s)
+            out = slot.engine.finish()
+            step.final = True
+        elif isinstance(item, list):
+            slot.engine.add_statics(item)
+        elif isinstance(item, wire.EncounterFeed):
+            step.dead.append(
+                DeadLetter(
+                    f"kafka:{self.source}/{partition}",
+                    offset,
+                    "unparseable",
+                    "an encounter-feed record on the positions topic",
+                    "",
+                    is_offset=True,
+                )
+            )
+        step.alerts = out.alerts
+        step.dead.extend(out.dead)
+        if slot.tap is not None:
+            step.feed = self._feed(partition, offset, slot, step.final)
+        return step
+
+    def _feed(self, partition: int, offset: int, slot: _Slot, final: bool) -> bytes:
+        assert slot.tap is not None and self.zones is not None
+        drained = slot.tap.drain()
+        empty = np.empty(0)
+        sid: npt.NDArray[Any] = np.empty(0, dtype=object)
+        cols: _Rows = (empty, empty, empty, empty, np.zeros(0, dtype=bool))
+        if drained is not None:
+            ids, (eff, lon, lat, spd, moor) = drained
+            with np.errstate(invalid="ignore"):
+                any_slow = bool((~moor.astype(bool) & ~(spd > self.release_kn)).any())
+            if any_slow or slot.last_slow:
+                all_ids = ids()
+                mask = feed_mask(all_ids, eff, spd, moor, slot.last_slow, self.hold_s, self.release_kn)
+                sid = all_ids[mask]
+                cols = (eff[mask], lon[mask], lat[mask], spd[mask], moor[mask].astype(bool))
+        w = slot.engine.stats().watermark_s
+        return wire.encode_feed(
+            wire.EncounterFeed(
+                partition=partition,
+                offset=offset,
+                partitions=self.partitions,
+                watermark_s=w,
+                zone_version=self.zones.version,
+                final=final,
+                subject_id=sid,
+                eff_s=cols[0],
+                lon_deg=cols[1],
+                lat_deg=cols[2],
+                speed_kn=cols[3],
+                mooring=cols[4],
+            )
+        )
+
+    def due(self, partition: int, every_s: float) -> bool:
+        """Whether the partition's state should be written now (coalescing interval reached)."""
+        since = self.slots[partition].dirty_since
+        return since is not None and time.monotonic() - since >= every_s
+
+    def state_value(self, partition: int) -> bytes:
+        """The table value of ``partition`` now, and mark it clean."""
+        return self.state_of(self.slots[partition])
+
+    def state_of(self, slot: _Slot) -> bytes:
+        """The table value of a slot now, and mark it clean."""
+        slot.dirty_since = None
+        return pack_state(slot.offset, slot.last_slow, slot.engine.snapshot())
+
+
+def wire_raw(value: bytes) -> str:
+    """The first bytes of a bad record, for its dead letter."""
+    return value[:512].decode("utf-8", errors="backslashreplace")
