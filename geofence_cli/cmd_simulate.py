@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--hours", type=float, default=6.0, help="simulated duration in hours (default 6)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
     p.add_argument("--format", choices=("nmea", "jsonl"), default="jsonl", help="vessel feed format")
-    p.add_argument("--out", required=True, type=Path, help="vessel feed output file")
+    p.add_argument("--out", required=True, type=Path, help="vessel feed output file, or - for standard output")
     p.add_argument("--labels", required=True, type=Path, help="labels JSONL output file")
     p.add_argument("--containers", type=Path, help="container e-seal JSONL output (jsonl: else merged into --out)")
     p.add_argument("--plans", type=Path, help="declared voyage plans JSONL output")
@@ -56,6 +56,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _write(path: Path, lines: list[bytes]) -> None:
+    """Write lines to ``path``, or to standard output when the path is ``-`` (to pipe into publish or run)."""
+    if str(path) == "-":
+        out = sys.stdout.buffer
+        out.writelines(line + b"\n" for line in lines)
+        out.flush()
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
         for line in lines:
