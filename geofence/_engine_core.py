@@ -29,7 +29,20 @@ from geofence.rules.config import RulesConfig
 from geofence.rules.route import Plans
 from geofence.rules.zones_rules import Baseline, ZoneTables
 
-__all__ = ["NAN", "T_CLOSE", "T_DWELL", "T_FEED", "T_GAP", "T_MININ", "T_SUSPECT", "Core", "Timer", "Timers"]
+__all__ = [
+    "NAN",
+    "T_CLOSE",
+    "T_DWELL",
+    "T_FEED",
+    "T_GAP",
+    "T_MININ",
+    "T_SUSPECT",
+    "Core",
+    "Timer",
+    "Timers",
+    "dwell_key",
+    "parse_dwell_key",
+]
 
 NAN = float("nan")
 
@@ -39,6 +52,29 @@ T_MININ, T_DWELL, T_CLOSE, T_SUSPECT, T_GAP, T_FEED = range(6)
 Timer = tuple[float, int, int, str]
 
 _KIND_LABEL = {int(k): k.label for k in SubjectKind}
+
+
+def dwell_key(fid: str, mult: int, lim_s: float, since: float | None = None) -> str:
+    """The key of a dwell timer: fence, multiple of the limit and the limit it was scheduled with.
+
+    A deadline rescheduled after it had already passed (new static data changed the limit)
+    also carries the start of the stay (``@since``), because its time is not ``since + mult * lim``.
+    """
+    key = f"{fid}|{mult}|{lim_s!r}"
+    return key if since is None else f"{key}@{since!r}"
+
+
+def parse_dwell_key(key: str) -> tuple[str, int, float | None, float | None]:
+    """Inverse of :func:`dwell_key`: (fence id, multiple, limit, since); limit None for a ``fid|mult`` key."""
+    parts = key.rsplit("|", 2)
+    if len(parts) == 3:
+        lim_s, _, since_s = parts[2].partition("@")
+        try:
+            return parts[0], int(parts[1]), float(lim_s), (float(since_s) if since_s else None)
+        except ValueError:
+            pass
+    fid, mult = key.rsplit("|", 1)
+    return fid, int(mult), None, None
 
 
 class Timers:
@@ -127,6 +163,9 @@ class Core:
         self.suspects: dict[int, list[Any]] = {}  # quarantined position per subject
         self.retro: dict[str, float] = {}  # decisions dated before they are made (release horizon)
         self.pin: set[int] = set()  # subjects with a min_inside_s candidate
+        # subjects whose dwell deadline (fence -> multiple) passed while they were silent beyond the gap threshold
+        self.dwell_wait: dict[int, dict[int, int]] = {}
+        self.stop_win: dict[int, Any] = {}  # geometric stop windows of subjects reporting without SOG
         self.statics: dict[str, dict[str, Any]] = {}
         # lower bounds of the gap and dwell deadline columns (not on the heap): a run whose watermark is below
         # them has nothing to scan, so no pass over every subject is made while nothing can be due

@@ -23,7 +23,7 @@ from geofence._geo import haversine_m
 from geofence._state import OS_CLOSING, OS_CRIT, OS_OPEN
 from geofence.alerts import AlertType
 from geofence.lifecycle import OpenAlert
-from geofence.rules.motion import implied_kn, sog_valid
+from geofence.rules.motion import StopWindow, implied_kn, sog_valid
 
 __all__ = ["MotionRules"]
 
@@ -75,62 +75,120 @@ class MotionRules:
     ) -> None:
         """Stop candidate, open after ``min_duration_s`` where stopping is not allowed, close when under way."""
         c = self.c
+        if sog != sog:
+            self._stop_window_step(s, e, ts, lon, lat, raw)
+            return
+        if c.stop_win and s in c.stop_win:
+            del c.stop_win[s]  # the feed reports SOG now: the SOG rule takes over
         cols = c.cols
         sid = c.sid(s)
         start = c.cols.get("stop_start", s)
-        has_sog = sog == sog
         oa = c.life.get(AlertType.UNEXPECTED_STOP, sid)
         touched = oa is not None
         if start == start:
             d = haversine_m(float(cols.lazy("stop_lon")[s]), float(cols.lazy("stop_lat")[s]), lon, lat)
-            if d > c.stop_d_m / 2 or (has_sog and sog > c.resume_kn):
+            if d > c.stop_d_m / 2 or sog > c.resume_kn:
                 cols.lazy("stop_start")[s] = NAN
                 start = NAN
                 if oa is not None:
                     oa.lon, oa.lat = lon, lat
                     self.request_close(oa, s, e, c.stop_cool_s, AlertType.UNEXPECTED_STOP)
             elif oa is None and ts - start >= c.stop_min_s:
-                tb = c.tables
-                allowed, fdec = tb.stop_rule(raw)
-                if c.plans is not None and allowed is False:
-                    stops = c.plans.stop_allowed_zones(sid, ts)
-                    if stops and any(tb.ids[f] in stops for f in raw):
-                        allowed = True
-                if allowed is False or (allowed is None and c.stop_outside):
-                    fid = tb.ids[fdec] if fdec >= 0 else None
-                    sev = "critical" if fdec >= 0 and tb.is_restricted(fdec) else "warning"
-                    figures = {
-                        "started": iso(start),
-                        "duration_s": rnd(ts - start, 3),
-                        "diameter_m": c.stop_d_m,
-                        "anchor": [
-                            round(float(cols.lazy("stop_lon")[s]), 6),
-                            round(float(cols.lazy("stop_lat")[s]), 6),
-                        ],
-                    }
-                    if has_sog:
-                        figures["speed_kn"] = sog
-                    oa = c.life.open_(
-                        AlertType.UNEXPECTED_STOP,
-                        sev,
-                        sid,
-                        "vessel",
-                        fid,
-                        tb.version,
-                        start,
-                        e,
-                        lon,
-                        lat,
-                        c.details(s, figures, ts, e),
-                        key_zone="",
-                    )
-                    touched = True
-        slow = sog < c.stop_kn if has_sog else not der_kn >= c.resume_kn
+                oa = self._stop_open(s, sid, e, ts, lon, lat, start, raw, sog)
+                touched = oa is not None
+        slow = sog < c.stop_kn
         if start != start and slow:
             cols.lazy("stop_start")[s] = ts
             cols.lazy("stop_lon")[s] = lon
             cols.lazy("stop_lat")[s] = lat
-            self.resume(oa, s, AlertType.UNEXPECTED_STOP)
+            self.resume(oa, s, e, AlertType.UNEXPECTED_STOP)
+        if touched:
+            self.sync(s, AlertType.UNEXPECTED_STOP)
+
+    def _stop_open(
+        self, s: int, sid: str, e: float, ts: float, lon: float, lat: float, start: float, raw: tuple[int, ...],
+        sog: float,
+    ) -> OpenAlert | None:
+        """Open the stop alert if the zones where the vessel lies forbid stopping (None: allowed here)."""
+        c = self.c
+        cols = c.cols
+        tb = c.tables
+        allowed, fdec = tb.stop_rule(raw)
+        if c.plans is not None and allowed is False:
+            stops = c.plans.stop_allowed_zones(sid, ts)
+            if stops and any(tb.ids[f] in stops for f in raw):
+                allowed = True
+        if not (allowed is False or (allowed is None and c.stop_outside)):
+            return None
+        fid = tb.ids[fdec] if fdec >= 0 else None
+        sev = "critical" if fdec >= 0 and tb.is_restricted(fdec) else "warning"
+        figures: dict[str, object] = {
+            "started": iso(start),
+            "duration_s": rnd(ts - start, 3),
+            "diameter_m": c.stop_d_m,
+            "anchor": [
+                round(float(cols.lazy("stop_lon")[s]), 6),
+                round(float(cols.lazy("stop_lat")[s]), 6),
+            ],
+        }
+        if sog == sog:
+            figures["speed_kn"] = sog
+        return c.life.open_(
+            AlertType.UNEXPECTED_STOP,
+            sev,
+            sid,
+            "vessel",
+            fid,
+            tb.version,
+            start,
+            e,
+            lon,
+            lat,
+            c.details(s, figures, ts, e),
+            key_zone="",
+        )
+
+    def _stop_window_step(self, s: int, e: float, ts: float, lon: float, lat: float, raw: tuple[int, ...]) -> None:
+        """``unexpected_stop`` from positions alone (no SOG), as movingpandas' ``TrajectoryStopDetector``.
+
+        The subject's recent reports form a window: while not stopped, the reports of the last
+        ``min_duration_s`` (at least two); the vessel is stopped while every report of the window
+        lies within ``diameter_m`` (the diagonal of their minimum rotated rectangle, geodesic), and
+        the stop began at the window's first report. Once stopped the window only grows (kept as
+        its convex hull, so a stop of days costs a few points), until a report does not fit: the
+        stop ended at the report before, and the alert closes at this one (after the cool-down); a
+        stop that lasted ``min_duration_s`` restarts the window at this report.
+        """
+        c = self.c
+        cols = c.cols
+        sid = c.sid(s)
+        win = c.stop_win.get(s)
+        if win is None:
+            win = c.stop_win[s] = StopWindow()
+        start = c.cols.get("stop_start", s)
+        stopped = start == start
+        oa = c.life.get(AlertType.UNEXPECTED_STOP, sid)
+        touched = oa is not None
+        win.add(ts, lon, lat, trim_s=None if stopped else c.stop_min_s)
+        if win.fits(c.stop_d_m):
+            if not stopped:
+                start, first_lon, first_lat = win.first
+                cols.lazy("stop_start")[s] = start
+                cols.lazy("stop_lon")[s] = first_lon
+                cols.lazy("stop_lat")[s] = first_lat
+                self.resume(oa, s, e, AlertType.UNEXPECTED_STOP)
+            if oa is None and ts - start >= c.stop_min_s:
+                oa = self._stop_open(s, sid, e, ts, lon, lat, start, raw, NAN)
+                touched = oa is not None
+            if ts - start >= c.stop_min_s:
+                win.compact()
+        elif stopped:
+            cols.lazy("stop_start")[s] = NAN
+            if win.prev_ts - start >= c.stop_min_s:
+                win.restart()
+            if oa is not None:
+                oa.lon, oa.lat = lon, lat
+                self.request_close(oa, s, e, c.stop_cool_s, AlertType.UNEXPECTED_STOP)
         if touched:
             self.sync(s, AlertType.UNEXPECTED_STOP)
 
@@ -164,7 +222,7 @@ class MotionRules:
             os_max[s] = speed
         else:
             os_max[s] = max(os_max[s], speed)
-        self.resume(oa, s, AlertType.OVERSPEED)
+        self.resume(oa, s, e, AlertType.OVERSPEED)
         figures = {
             "speed_kn": rnd(speed, 2),
             "limit_kn": lim,
@@ -208,9 +266,15 @@ class MotionRules:
         c.retro[f"c{s}|{type_.value}"] = e
         c.timers.push(e + cooldown_s, T_CLOSE, s, type_.value)
 
-    def resume(self, oa: OpenAlert | None, s: int, type_: AlertType) -> None:
-        """The condition returned during the cool-down: the incident continues."""
-        if oa is not None and oa.closing_ts is not None:
+    def resume(self, oa: OpenAlert | None, s: int, e: float, type_: AlertType) -> None:
+        """The condition returned at ``e`` during the cool-down: the incident continues.
+
+        Only *during* it: ``e - closing_ts < cooldown_s``. With ``cooldown_s = 0`` a stop broken by
+        a report that is itself slow closes, and that report starts a new candidate (it used to
+        cancel the close at the same instant, so the open alert slid on with a moved anchor).
+        """
+        cool = self.c.stop_cool_s if type_ is AlertType.UNEXPECTED_STOP else self.c.os_cool_s
+        if oa is not None and oa.closing_ts is not None and e - oa.closing_ts < cool:
             oa.closing_ts = None
             self.c.retro.pop(f"c{s}|{type_.value}", None)
 

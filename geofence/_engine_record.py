@@ -14,6 +14,8 @@ at that record and not at the end of the chunk.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import numpy.typing as npt
 
@@ -27,10 +29,30 @@ from geofence.alerts import AlertType
 from geofence.positions import SubjectKind
 from geofence.rules.motion import implied_kn, is_jump
 
-__all__ = ["SUSPECT_EXPIRY_S", "RecordPath"]
+__all__ = ["SUSPECT_EXPIRY_MAX_S", "SUSPECT_EXPIRY_S", "SUSPECT_INTERVALS", "RecordPath", "suspect_expiry_s"]
 
-#: A quarantined position not confirmed within this time is discarded.
+#: A quarantined position not confirmed within this time is discarded (at least; see :func:`suspect_expiry_s`).
 SUSPECT_EXPIRY_S = 900.0
+#: ... or within this many of the subject's usual reporting intervals, whichever is longer ...
+SUSPECT_INTERVALS = 4.0
+#: ... but never later than this: a pending suspect holds back the release of every alert line.
+SUSPECT_EXPIRY_MAX_S = 7200.0
+
+
+def suspect_expiry_s(ring_ms: list[int]) -> float:
+    """How long a quarantined position waits for its confirmation, from the subject's evidence ring.
+
+    ``SUSPECT_INTERVALS`` times the median interval between the subject's last (up to five) trusted
+    reports, within [``SUSPECT_EXPIRY_S``, ``SUSPECT_EXPIRY_MAX_S``]: a class-B boat reporting every
+    25-90 min gets the time to send the report that confirms its jump, a class-A ship every few
+    seconds keeps the 15 min.
+    """
+    steps = sorted((b - a) / 1000.0 for a, b in itertools.pairwise(ring_ms) if b > a)
+    if not steps:
+        return SUSPECT_EXPIRY_S
+    k = len(steps)
+    median = steps[k // 2] if k % 2 else (steps[k // 2 - 1] + steps[k // 2]) / 2
+    return min(max(SUSPECT_EXPIRY_S, SUSPECT_INTERVALS * median), SUSPECT_EXPIRY_MAX_S)
 
 _VESSEL = int(SubjectKind.VESSEL)
 
@@ -109,7 +131,8 @@ class RecordPath:
                         return
                 c.suspects[s] = [e, ts, lon, lat, sog, list(raw)]
                 c.retro[f"j{s}"] = e
-                c.timers.push(e + SUSPECT_EXPIRY_S, T_SUSPECT, s, "")
+                expiry = suspect_expiry_s([int(m) for _x, _y, m in cols.track(s)])
+                c.timers.push(e + expiry, T_SUSPECT, s, repr(expiry))
                 jt = c.cols.get("jump_ts", s)
                 if not (e - jt < c.jump_cool_s):
                     cols.lazy("jump_ts")[s] = e
@@ -173,6 +196,8 @@ class RecordPath:
         cols.last_ts[s], cols.last_lon[s], cols.last_lat[s] = ts, lon, lat
         cols.last_cls[s] = self.row_cls[row] if row >= 0 else -1
         cols.last_bits[s] = self.row_bits[row] if row >= 0 else 0
+        if c.dwell_wait and s in c.dwell_wait:
+            self.zones.dwell_reappear(s, e)
         if vessel and c.on["ais_gap"]:
             dl = ts + c.gap_thr(s, raw)
             cols.gap_deadline[s] = dl

@@ -25,6 +25,7 @@ from geofence._timeline import Reorder
 from geofence.errors import ConfigError
 from geofence.lifecycle import OpenAlert, alert_from_json, alert_to_json
 from geofence.rules.gaps import Feed
+from geofence.rules.motion import StopWindow
 
 if TYPE_CHECKING:
     from geofence.engine import Engine
@@ -59,6 +60,9 @@ def snapshot_state(eng: Engine) -> bytes:
         "horizon": c.life.horizon_s,
         "counts": [c.positions, c.late, c.stale],
         "detectors": eng._det.snapshot(),
+        "containers": eng._cont.snapshot(),
+        "stop_win": [[s, w.to_json()] for s, w in c.stop_win.items()],
+        "dwell_wait": [[s, [[c.tables.ids[f], m] for f, m in w.items()]] for s, w in c.dwell_wait.items()],
     }
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -99,6 +103,12 @@ def restore_state(eng: Engine, data: bytes) -> None:
         eng._zones.refresh_pin(s)
     c.suspects = {int(s): [*v[:5], [new_index[f] for f in v[5] if f in new_index]] for s, v in meta["suspects"]}
     c.retro = dict(meta["retro"])
+    c.stop_win = {int(s): StopWindow.from_json(w) for s, w in meta.get("stop_win", [])}
+    c.dwell_wait = {}
+    for s, w in meta.get("dwell_wait", []):
+        w2 = {new_index[fid]: int(m) for fid, m in w if fid in new_index}
+        if w2:
+            c.dwell_wait[int(s)] = w2
     gaps = eng._gaps
     gaps.feeds = [Feed.from_json(fj) for fj in meta["feeds"]]
     gaps.index = {fd.name: i for i, fd in enumerate(gaps.feeds)}
@@ -120,3 +130,5 @@ def restore_state(eng: Engine, data: bytes) -> None:
             float(np.nanmin(c.cols.dwell_due[:n])) if n and not np.isnan(c.cols.dwell_due[:n]).all() else math.inf
         )
     eng._det.restore(meta["detectors"], c.ids.get)
+    if "containers" in meta:
+        eng._cont.restore(meta["containers"])

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from geofence._engine_core import NAN, T_DWELL, Core
+from geofence._engine_core import NAN, T_DWELL, Core, dwell_key
 from geofence._engine_time import isos, remember, rnd
 from geofence._engine_zones import ZoneRules
 from geofence._fastpath import Chunk
@@ -306,13 +306,16 @@ class ZoneBatch:
         if not has.any():
             return
         sel = ent[has]
-        due = eff_a[sel] + np.array([x for x in lims if x is not None], dtype=np.float64)
+        lim_sel = np.array([x for x in lims if x is not None], dtype=np.float64)
+        due = eff_a[sel] + lim_sel
         s = slot_a[sel]
         now = (due <= c.timers.run_w) if c.timers.run_final else (due < c.timers.run_w)
         if now.any():
             ids = c.tables.ids
-            for si, f, d in zip(s[now].tolist(), fen[sel][now].tolist(), due[now].tolist(), strict=True):
-                c.timers.push(d, T_DWELL, si, f"{ids[f]}|1")
+            for si, f, d, lim in zip(
+                s[now].tolist(), fen[sel][now].tolist(), due[now].tolist(), lim_sel[now].tolist(), strict=True
+            ):
+                c.timers.push(d, T_DWELL, si, dwell_key(ids[f], 1, lim))
         later = ~now
         np.fmin.at(c.cols.dwell_due, s[later], due[later])
         if later.any():

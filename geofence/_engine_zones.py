@@ -18,16 +18,20 @@ The vectorised counterpart for whole chunks is :mod:`geofence._engine_zonebatch`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from geofence._engine_core import NAN, T_DWELL, T_MININ, Core
+from geofence._engine_core import NAN, T_DWELL, T_MININ, Core, dwell_key, parse_dwell_key
 from geofence._engine_time import iso, rnd
 from geofence.alerts import AlertType
+from geofence.positions import SubjectKind
 
 __all__ = ["ZoneRules"]
+
+_CONTAINER = int(SubjectKind.CONTAINER)
 
 
 class ZoneRules:
@@ -36,6 +40,8 @@ class ZoneRules:
     def __init__(self, core: Core) -> None:
         self.c = core
         self.dcache: dict[tuple[float, float, int], float] = {}
+        #: container exits go here too (``container_zone_exit``; set by the engine)
+        self.container_exit: Callable[[int, int, float, float, float, float], None] | None = None
 
     # ------------------------------------------------------------------ distances
     def prefetch(
@@ -139,13 +145,13 @@ class ZoneRules:
         if c.on["dwell_exceeded"] and kind == "vessel":
             lim = tb.dwell_limit_s(f, c.ship_type(s))
             if lim is not None:
-                self.schedule_dwell(s, fid, e + lim)
+                self.schedule_dwell(s, fid, e + lim, lim)
 
-    def schedule_dwell(self, s: int, fid: str, due: float) -> None:
+    def schedule_dwell(self, s: int, fid: str, due: float, lim: float) -> None:
         """A first dwell deadline: on the heap when due in this run, else in the ``dwell_due`` column."""
         c = self.c
         if c.timers.due(due):
-            c.timers.push(due, T_DWELL, s, f"{fid}|1")
+            c.timers.push(due, T_DWELL, s, dwell_key(fid, 1, lim))
         else:
             cur = c.cols.dwell_due[s]
             if not cur <= due:
@@ -176,6 +182,8 @@ class ZoneRules:
         oa = c.life.get(AlertType.DWELL_EXCEEDED, sid, fid)
         if oa is not None:
             c.life.close(oa, e, lon, lat, c.details(s, {"dwell_s": rnd(e - since, 3), "started": iso(since)}, ts, e))
+        if self.container_exit is not None and int(c.cols.kind[s]) == _CONTAINER:
+            self.container_exit(s, f, e, lon, lat, ts)
 
     # ------------------------------------------------------------------ timers
     def minin_timer(self, t: float, s: int, fid: str) -> None:
@@ -196,9 +204,13 @@ class ZoneRules:
         self.enter(s, f, st[1], st[2], st[3], st[4])
 
     def dwell_timer(self, t: float, s: int, key: str) -> None:
-        """Open (at the limit) or escalate (at each doubling) the dwell alert of a fence."""
-        fid, mult_s = key.rsplit("|", 1)
-        mult = int(mult_s)
+        """Open (at the limit) or escalate (at each doubling) the dwell alert of a fence.
+
+        The timer is valid only if it was scheduled with the limit that applies now (the
+        subject's current ship type): after new static data changed the limit,
+        :meth:`ship_type_changed` scheduled the right deadline and the old timers drop out here.
+        """
+        fid, mult, key_lim, since = parse_dwell_key(key)
         c = self.c
         tb = c.tables
         f = tb.index_of(fid)
@@ -206,18 +218,41 @@ class ZoneRules:
             return
         mem = c.members.get(s) or {}
         st = mem.get(f)
-        lim = tb.dwell_limit_s(f, c.ship_type(s))
-        if st is None or st[0] != "i" or lim is None or st[1] + mult * lim != t:
+        lim, source = tb.dwell_limit(f, c.ship_type(s))
+        if st is None or st[0] != "i" or lim is None or (key_lim is not None and key_lim != lim):
+            return
+        if since is None:
+            if st[1] + mult * lim != t:
+                return
+        elif since != st[1] or t < since + mult * lim:
             return
         sid = c.sid(s)
+        oa = c.life.get(AlertType.DWELL_EXCEEDED, sid, fid)
+        if (mult == 1) != (oa is None) or (oa is not None and oa.last_ts >= t):
+            return  # an open already raised, an update of a closed alert, or one already written: a duplicate
+        if t - float(c.cols.last_ts[s]) > c.gap_thr(s):
+            # silent beyond the ais_gap threshold: nothing says it is still there; decide at its next report
+            c.dwell_wait.setdefault(s, {})[f] = mult
+            return
+        self._dwell_line(s, f, t, float(st[1]), mult, lim, source, oa)
+
+    def _dwell_line(
+        self, s: int, f: int, t: float, since: float, mult: int, lim: float, source: str, oa: Any
+    ) -> None:
+        """The open (``oa`` None) or update line of a dwell alert at ``t``, and the next doubling's timer."""
+        c = self.c
+        tb = c.tables
+        sid = c.sid(s)
+        fid = tb.ids[f]
         lon, lat = float(c.cols.last_lon[s]), float(c.cols.last_lat[s])
         figures = {
-            "dwell_s": rnd(t - st[1], 3),
+            "dwell_s": rnd(t - since, 3),
             "max_dwell_s": lim,
-            "started": iso(st[1]),
+            "threshold_source": source,
+            "started": iso(since),
             "zone_kind": tb.kinds[f].value,
         }
-        if mult == 1:
+        if oa is None:
             c.life.open_(
                 AlertType.DWELL_EXCEEDED,
                 tb.severity[f] or "warning",
@@ -225,20 +260,90 @@ class ZoneRules:
                 c.kind_label(s),
                 fid,
                 tb.version,
-                st[1],
+                since,
                 t,
                 lon,
                 lat,
                 c.details(s, figures),
             )
         else:
-            oa = c.life.get(AlertType.DWELL_EXCEEDED, sid, fid)
-            if oa is None:
-                return
-            if mult >= 2 and oa.severity == "warning":
+            if oa.severity == "warning":
                 oa.severity = "critical"
             c.life.update(oa, t, lon, lat, c.details(s, figures))
-        c.timers.push(st[1] + 2 * mult * lim, T_DWELL, s, f"{fid}|{2 * mult}")
+        nxt = 2 * mult
+        while since + nxt * lim <= t:
+            nxt *= 2
+        c.timers.push(since + nxt * lim, T_DWELL, s, dwell_key(fid, nxt, lim))
+
+    def dwell_reappear(self, s: int, e: float) -> None:
+        """A report of a subject whose dwell deadline passed while it was silent (after its zone step).
+
+        Still a member: the open (or the skipped update) is written now, dated at this report;
+        a report outside has already closed the stay, with no dwell claimed for the silence.
+        """
+        c = self.c
+        waiting = c.dwell_wait.pop(s, None)
+        if not waiting:
+            return
+        tb = c.tables
+        mem = c.members.get(s) or {}
+        sid = c.sid(s)
+        for f, mult in sorted(waiting.items()):
+            st = mem.get(f)
+            if st is None or st[0] != "i":
+                continue
+            lim, source = tb.dwell_limit(f, c.ship_type(s))
+            if lim is None or e < st[1] + mult * lim:
+                continue
+            oa = c.life.get(AlertType.DWELL_EXCEEDED, sid, tb.ids[f])
+            if (mult == 1) != (oa is None):
+                continue
+            self._dwell_line(s, f, e, float(st[1]), mult, lim, source, oa)
+
+    def ship_type_changed(self, s: int) -> None:
+        """New static data changed a subject's ship type: reschedule its dwell deadlines (:meth:`reschedule_dwell`)."""
+        self.reschedule_dwell(s)
+
+    def reschedule_dwell(self, s: int) -> None:
+        """The dwell limits of a subject may have changed (new static data, a zone reload): reschedule.
+
+        The limit is the one for the ship type known when a deadline falls due, so a limit
+        learned per ship type follows the static data. A first deadline that is still ahead
+        goes back to the ``dwell_due`` column; one that has already passed fires at the
+        watermark (nothing before it can be decided again). An open alert gets its next
+        doubling under the new limit. Timers scheduled under the old limit no longer match
+        (:meth:`dwell_timer`); one scheduled twice writes its line once.
+        """
+        c = self.c
+        if not c.on["dwell_exceeded"] or c.kind_label(s) != "vessel":
+            return
+        mem = c.members.get(s)
+        if not mem:
+            return
+        tb = c.tables
+        w = c.reorder.watermark
+        sid = c.sid(s)
+        for f, st in mem.items():
+            if st[0] != "i":
+                continue
+            lim = tb.dwell_limit_s(f, c.ship_type(s))
+            if lim is None:
+                continue
+            fid = tb.ids[f]
+            since = float(st[1])
+            if c.life.get(AlertType.DWELL_EXCEEDED, sid, fid) is None:
+                d = since + lim
+                if math.isfinite(w) and d < w:
+                    c.timers.push(w, T_DWELL, s, dwell_key(fid, 1, lim, since))
+                else:
+                    if not c.cols.dwell_due[s] <= d:
+                        c.cols.dwell_due[s] = d
+                    c.dwell_floor = min(c.dwell_floor, d)
+            else:
+                mult = 2
+                while math.isfinite(w) and since + mult * lim < w:
+                    mult *= 2
+                c.timers.push(since + mult * lim, T_DWELL, s, dwell_key(fid, mult, lim))
 
     def scan_dwell(self) -> None:
         """Put the first dwell deadlines that fall due in this run on the heap (the column is the wheel)."""
@@ -268,7 +373,7 @@ class ZoneRules:
                 if d < floor_t:
                     continue  # on the heap already
                 if c.timers.due(d):
-                    c.timers.push(d, T_DWELL, s, f"{tb.ids[f]}|1")
+                    c.timers.push(d, T_DWELL, s, dwell_key(tb.ids[f], 1, lim))
                 elif not nxt <= d:
                     nxt = d
             c.cols.dwell_due[s] = nxt
@@ -288,6 +393,9 @@ class ZoneRules:
         order = np.argsort(mapped < 0, axis=1, kind="stable")
         c.cols.mem_f[:n] = np.take_along_axis(mapped, order, axis=1)
         c.cols.mem_t[:n] = np.take_along_axis(mt, order, axis=1)
+        c.dwell_wait = {
+            s: w2 for s, w in c.dwell_wait.items() if (w2 := {int(mp[f]): m for f, m in w.items() if mp[f] >= 0})
+        }
         multi = c.members.multi
         c.members.multi = {}
         for s, mem in multi.items():

@@ -271,7 +271,7 @@ class FastPath:
         """Reasons held in dicts and lazy columns: quarantine, candidates, open stops, timers due in the chunk."""
         c = self.c
         cols = c.cols
-        sparse = [*c.suspects, *c.pin]
+        sparse = [*c.suspects, *c.pin, *c.dwell_wait]
         if sparse:
             g = ch.group_of(sparse)
             hot[g[g >= 0]] = True

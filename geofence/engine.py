@@ -15,7 +15,8 @@ gives the same lines whatever the micro-batch size. Rules and defaults:
 Modules, one job each: :mod:`geofence._engine_core` (shared state, timers),
 :mod:`geofence._engine_zones` (memberships, dwell), :mod:`geofence._engine_motion`
 (speed, stop, overspeed), :mod:`geofence._engine_gaps` (ais_gap, feeds),
-:mod:`geofence._engine_snapshot` (snapshot/restore).
+:mod:`geofence._engine_snapshot` (snapshot/restore), :mod:`geofence._engine_containers`
+(container_separation, container_zone_exit).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geofence._detectors import DetectorRules
+from geofence._engine_containers import ContainerRules
 from geofence._engine_core import T_CLOSE, T_DWELL, T_FEED, T_GAP, T_MININ, T_SUSPECT, Core, Timer
 from geofence._engine_gaps import GapRules
 from geofence._engine_motion import MotionRules
@@ -55,6 +57,7 @@ __all__ = ["Engine"]
 I64 = npt.NDArray[np.int64]
 
 _KIND = {int(k): k.label for k in SubjectKind}
+_CONTAINER = int(SubjectKind.CONTAINER)
 
 
 class _RowDetails:
@@ -86,6 +89,35 @@ class _RowDetails:
         return d
 
 
+def _split_antimeridian(arr: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], I64 | None]:
+    """Split the moves (rows of ``arr``, ends in columns 3-6) that hop over the antimeridian.
+
+    Two reports at -179.99E and 179.70E are 18.5 km apart over the antimeridian, not a line
+    across the globe: such a move (|Δlon| > 180°) becomes two segments meeting at ±180° at the
+    interpolated latitude, whose new ends have unknown grid classes. Returns the segments and,
+    when any move was split, the move each segment belongs to.
+    """
+    dx = arr[:, 5] - arr[:, 3]
+    hop = np.flatnonzero(np.abs(dx) > 180.0)
+    if hop.size == 0:
+        return arr, None
+    a = arr[hop].copy()
+    b = arr[hop].copy()
+    x0, y0, x1, y1 = a[:, 3], a[:, 4], a[:, 5], a[:, 6]
+    edge = np.where(x0 > 0, 180.0, -180.0)
+    x1u = x1 + np.where(x0 > 0, 360.0, -360.0)  # the far end, unwrapped to the near side
+    frac = np.clip((edge - x0) / (x1u - x0), 0.0, 1.0)
+    ym = y0 + (y1 - y0) * frac
+    a[:, 5], a[:, 6], a[:, 10], a[:, 12] = edge, ym, -1.0, 0.0
+    b[:, 3], b[:, 4], b[:, 9], b[:, 11] = -edge, ym, -1.0, 0.0
+    keep = np.ones(arr.shape[0], dtype=bool)
+    keep[hop] = False
+    rest = np.flatnonzero(keep)
+    out = np.concatenate([arr[rest], a, b])
+    of = np.concatenate([rest, hop, hop]).astype(np.int64)
+    return out, of
+
+
 class Engine:
     """Event-time engine over one zone set.
 
@@ -97,7 +129,8 @@ class Engine:
         Rule parameters (:class:`~geofence.rules.config.RulesConfig`); built-in defaults when None.
     baseline
         Learned dwell baseline ``(zone_id, ship_type) -> {"p99": minutes}`` for percentile
-        ``max_dwell_min`` values; a percentile without a baseline is a :class:`ConfigError`.
+        ``max_dwell_min`` values; a percentile the baseline does not answer (or without a baseline)
+        falls back to the next numeric value in precedence order (``details.threshold_source``).
     plans
         Declared route plans (``route_deviation``, stop zones).
     tolerance_s
@@ -125,6 +158,8 @@ class Engine:
         self._fast = FastPath(c, self._zb, self._motion)
         self._det = DetectorRules(c.on, plans)
         self._det.set_zones(zones)
+        self._cont = ContainerRules(c)
+        self._zones.container_exit = self._cont.zone_exit
 
     @property
     def config(self) -> RulesConfig:
@@ -152,7 +187,10 @@ class Engine:
                     entry[key] = v
             slot = c.ids.get(r.subject_id)
             if slot is not None:
-                c.cols.stype[slot] = c.type_code(entry.get("ship_type"))
+                code = c.type_code(entry.get("ship_type"))
+                if int(c.cols.stype[slot]) != code:
+                    c.cols.stype[slot] = code
+                    self._zones.ship_type_changed(slot)
 
     def process(self, batch: PositionBatch) -> EngineOutput:
         """Ingest one micro-batch; return the alert lines that became final and the late records."""
@@ -174,6 +212,7 @@ class Engine:
                 keep = np.arange(len(batch))
                 sel = slice(None)
             feed = self._gaps.feed_indices(batch.receiver[sel], batch.source[sel])
+            self._cont.accept(batch, keep, c.reorder.seq)
             c.reorder.accept(
                 ts,
                 keep,
@@ -222,18 +261,19 @@ class Engine:
         for sus in c.suspects.values():
             sus[5] = ()
         self._det.set_zones(zones)
+        self._cont.set_zones(zones)
         self._zb.reset()
         for oa in c.life.open.values():
             oa.zone_version = zones.version
-        # dwell deadlines under the new limits: those still ahead of the watermark are scheduled again
+        # dwell deadlines under the new limits (a lowered limit already exceeded opens at the watermark)
         w = c.reorder.watermark
         n = c.cols.n
-        if n and np.isfinite(w):
+        if n and np.isfinite(w) and c.on["dwell_exceeded"]:
             has = c.cols.mem_f[:n, 0] >= 0
             for s in c.members.multi:
                 has[s] = True
-            c.cols.dwell_due[:n][has] = w
-            c.dwell_floor = min(c.dwell_floor, w)
+            for s in np.flatnonzero(has).tolist():
+                self._zones.reschedule_dwell(s)
 
     def stats(self) -> EngineStats:
         """Current figures (event time)."""
@@ -347,15 +387,19 @@ class Engine:
                     raws,
                     strict=True,
                 )
+                cont = self._cont
                 for i, s, e, ts, lon, lat, sog, kind, fe, arrival, raw in cols:
                     while heap and heap[0][0] < e and (heap[0][0] < w or (final and heap[0][0] <= w)):
                         self._fire(timers.pop())
+                    if kind == _CONTAINER and cont.aux:
+                        cont.before_record(i, int(recs.seq[i]), str(recs.sid[i]), e)
                     rec.record(i, s, e, ts, lon, lat, sog, kind, fe, arrival, raw)
         while heap and (heap[0][0] < w or (final and heap[0][0] <= w)):
             self._fire(timers.pop())
         self._zones.dcache = {}
         self._flush_segments(ch)
         self._flush_post(ch, hot_g, w)
+        self._cont.flush(ch.recs if ch is not None else None, w, final)
 
     def _prefetch(self, ch: Chunk, hot: I64) -> None:
         """Boundary distances the hysteresis may need for the hot rows, in one index call."""
@@ -389,7 +433,7 @@ class Engine:
         elif kind == T_SUSPECT:
             c = self._c
             sus = c.suspects.get(s)
-            if sus is not None and sus[0] + SUSPECT_EXPIRY_S == t:
+            if sus is not None and sus[0] + (float(key) if key else SUSPECT_EXPIRY_S) == t:
                 del c.suspects[s]
                 c.retro.pop(f"j{s}", None)
 
@@ -402,7 +446,8 @@ class Engine:
             self._rec.segments = []
         if not arrays:
             return
-        arr = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        orig = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        arr, of = _split_antimeridian(orig)
         cand = self._cross_candidates(arr)
         if cand[0].size == 0:
             return
@@ -417,8 +462,12 @@ class Engine:
         si, fi = segment_crossings(c.tables, x0, y0, x1, y1, cand, inside, c.index.segments_meet_boundary)
         if si.size == 0:
             return
+        if of is not None:  # back to the moves (both halves of a move over the antimeridian may cross a fence)
+            nf = max(1, len(c.tables.ids))
+            key = np.unique(of[si] * nf + fi)
+            si, fi = key // nf, key % nf
         tb = c.tables
-        sel = arr[si]
+        sel = orig[si]
         slots = sel[:, 0].astype(np.int64)
         rows_b = sel[:, 8].astype(np.int64)
         sids = ch.recs.sid[rows_b].tolist() if ch is not None and (rows_b >= 0).all() else c.ids.ids_of(slots)

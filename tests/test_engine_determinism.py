@@ -11,6 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geofence.engine import Engine
+from tests.test_engine_containers import ZS as CONTAINER_ZS
+from tests.test_engine_containers import container_rows
 from tests.test_engine_support import T0, batch, fence, run, zones
 
 ZS = zones(
@@ -19,6 +21,9 @@ ZS = zones(
     fence("fw", "fairway", -0.05, -0.01, 0.1, 0.03, speed_limit_kn=8),
     fence("anc", "anchorage", 0.05, 0.0, 0.07, 0.02, min_inside_s=120),
 )
+
+#: the vessel fences plus the container test's customs and release-controlled wharf
+CZS = zones(*ZS.fences, *(f for f in CONTAINER_ZS.fences if f.id in ("cus", "wharf")))
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -60,6 +65,18 @@ def test_output_does_not_depend_on_batch_size(rows: list[dict[str, Any]]) -> Non
     ref = run(Engine(ZS), rows, 1000)
     assert run(Engine(ZS), rows, 1) == ref
     assert run(Engine(ZS), rows, 7) == ref
+
+
+@SETTINGS
+@given(tracks(), container_rows())
+def test_output_does_not_depend_on_batch_size_with_container_rows(
+    rows: list[dict[str, Any]], boxes: list[dict[str, Any]]
+) -> None:
+    """The same with containers (separation from their carrier, exits from customs) among the vessels."""
+    rows = sorted(rows + boxes, key=lambda r: r["ts"])
+    ref = run(Engine(CZS), rows, 1000)
+    assert run(Engine(CZS), rows, 1) == ref
+    assert run(Engine(CZS), rows, 7) == ref
 
 
 @SETTINGS

@@ -28,7 +28,8 @@ def zones(*fences: Fence) -> ZoneSet:
 
 
 def batch(rows: Sequence[dict[str, Any]]) -> PositionBatch:
-    """Rows as dicts with keys sid, ts, lon, lat and optional sog, kind, receiver, source, line."""
+    """Rows as dicts with keys sid, ts, lon, lat and optional sog, cog, kind, receiver, source, line, carrier,
+    event (1 = release), event_zone."""
     return PositionBatch.from_columns(
         subject_id=[r["sid"] for r in rows],
         ts_s=[r["ts"] for r in rows],
@@ -40,6 +41,9 @@ def batch(rows: Sequence[dict[str, Any]]) -> PositionBatch:
         receiver=[r.get("receiver", "") for r in rows],
         source=[r.get("source", "test") for r in rows],
         line=[r.get("line", i + 1) for i, r in enumerate(rows)],
+        carrier_id=[r.get("carrier", "") for r in rows],
+        event=[r.get("event", 0) for r in rows],
+        event_zone=[r.get("event_zone", "") for r in rows],
     )
 
 

@@ -187,17 +187,14 @@ def test_mmsi_collision_teleports_raise_position_jump(jumps_412588888: list[dict
     assert all(a["details"]["distance_m"] > 11_000_000 for a in stored)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: a quarantined suspect is discarded after 15 min unconfirmed, so a boat reporting every "
-    "25-90 min after the 3-day jump to Zhejiang is never confirmed and each report raises another jump",
-)
 def test_mmsi_collision_raises_no_other_jump(jumps_412588888: list[dict[str, Any]]) -> None:
     """After the first switch (2021-01-07T18:28) the Zhejiang boat reports at 18:54, 19:39, 20:04, 20:48, 22:18,
     23:25 and 23:42, each within 25 m of the previous one while moored (and then at 7 kn): one boat, one place.
-    The engine raises a jump at each of them, all ``from`` the Gulf of Guinea position of 2021-01-04T18:48,
-    because the next report comes later than the 15-min confirmation window (confirmed at last by the report
-    1.6 min after 23:42). Seven lines too many."""
+
+    Regression: the engine discarded an unconfirmed suspect after a fixed 15 min, so the report of 18:54 (26 min
+    later) raised another jump, and so did each of the next six, all ``from`` the Gulf of Guinea position of
+    2021-01-04T18:48. The confirmation window now scales with the subject's reporting interval (4 x the median
+    interval of its last trusted reports, 15 min to 2 h: here 4 x 13 min), so 18:54 confirms the jump."""
     assert [a["ts"] for a in jumps_412588888] == SWITCHES_412588888
 
 
@@ -227,12 +224,9 @@ def test_cscl_summer_position_glitches(summer: list[dict[str, Any]]) -> None:
     assert [a["ts"] for a in jumps] == ["2021-01-07T21:46:47Z", "2021-01-07T22:08:10Z"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine (zone_cross): the segment from -179.99E to 179.70E is built as a line across the whole "
-    "globe instead of the 18.5 km hop over the antimeridian, and crosses the Stusvik WPI fence at 7E 58N",
-)
 def test_cscl_summer_antimeridian_crossing_crosses_no_fence(summer: list[dict[str, Any]]) -> None:
+    """Regression: the move from -179.99E to 179.70E was built as a line across the whole globe and crossed the
+    Stusvik WPI fence at 7E 58N; it is the 18.5 km hop over the antimeridian (split there) and crosses nothing."""
     assert not [a for a in summer if a["type"] == "zone_cross"]
 
 
@@ -265,9 +259,11 @@ def test_suez_anchorage_dwell_and_ships_together(suez: tuple[list[dict[str, Any]
     4.3 km away; the GFW cluster covers the outer anchorage), from 23:25 on 23 March: ``encounter`` for both,
     closed 07:43 and reopened 08:58 on 24 March (one of them moved off between).
 
-    The golden file holds every line of these alerts except the dwell alerts whose ``open`` line came more
-    than the 30-min gap threshold after the vessel's last report (vessels 147 and 10; see the strict xfail
-    below); ``update`` lines of long-silent vessels (75, 44, 62) are in it as the engine writes them today.
+    The golden file holds every line of these alerts (the filter of dwell ``open`` lines written more than the
+    30-min gap threshold after the vessel's last report is kept as a guard; it removes nothing since the engine
+    decides such deadlines at the vessel's next report, see :func:`test_suez_no_dwell_claim_for_a_silent_vessel`).
+    Vessel 10 (silent 14:25 on 21 March to 03:00 on 22 March in the PORT SAID cluster) opens at its
+    reappearance; vessel 44's update at 4 x 48 h is dated at its report of 00:42 on 24 March.
     """
     got, batch = suez
     stale = {a["alert_id"] for a in got if a["type"] == "dwell_exceeded" and a["status"] == "open"
@@ -281,17 +277,15 @@ def test_suez_anchorage_dwell_and_ships_together(suez: tuple[list[dict[str, Any]
     assert pair == {"10": "20", "20": "10"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: the dwell timer opens and updates dwell_exceeded while the vessel is silent (vessel 147: 5 "
-    "reports on 20 March, then nothing; alert at 48 h and update at 96 h)",
-)
 def test_suez_no_dwell_claim_for_a_silent_vessel(suez: tuple[list[dict[str, Any]], PositionBatch]) -> None:
     """A dwell line asserts presence; after more than the 30-min gap threshold of silence there is none.
 
-    Vessel 147 reported 5 times in SUEZ SOUTH ANCHORAGE between 00:00 and 01:23 on 20 March and never again;
-    the engine opens its dwell alert at 00:00 on 22 March (46.6 h of silence) and updates it on 24 March.
-    Vessels 10, 75, 44 and 62 get lines 9.8-31 h after their last report."""
+    Regression: vessel 147 reported 5 times in SUEZ SOUTH ANCHORAGE between 00:00 and 01:23 on 20 March and never
+    again; the engine opened its dwell alert at 00:00 on 22 March (46.6 h of silence) and updated it on 24 March,
+    and vessels 10, 75, 44 and 62 got lines 9.8-31 h after their last report. A deadline that passes while the
+    vessel is silent beyond its gap threshold is now decided at its next report: still inside, the line is
+    dated at that report (vessel 10: open at 03:00 on 22 March; vessel 44: update at 00:42 on 24 March);
+    outside, the exit closes the stay and no dwell is claimed (147, 75, 62: no line after their silence)."""
     got, batch = suez
     stale = [
         (a["subject_id"], a["ts"]) for a in got

@@ -36,7 +36,8 @@ resolution of both.
    within one step of movingpandas' start; its close is within one step of movingpandas' last stopped report
    (the engine closes *at* the first report that leaves, movingpandas ends *at* the last that stays: one
    step by construction), or it is still open at the end of the input when movingpandas' stop runs to the
-   vessel's last report. This does **not** hold today; it is a strict xfail naming the engine changes.
+   vessel's last report. An engine stop is half-open at its close: movingpandas starts the next stop at the
+   report that broke the previous one, so back-to-back stops share that report.
 
 Duplicates: movingpandas keeps the first row of each (vessel, timestamp) and drops trajectories with one
 report: 455 duplicate rows and 6 single-report vessels, 461 rows, all computed here from the data. We keep
@@ -44,21 +45,14 @@ every row. :func:`test_duplicate_rows_change_no_stop` runs the engine on all 22,
 the rows movingpandas kept, and requires identical stops: a duplicate row is the same minute and, for a
 stopped vessel, the same place (median 1.5 m apart), so it can neither start nor break a stop.
 
-Found by hand (``pytest -s`` prints the table), the causes of the boundary differences — engine behaviour,
-reported to the engine's owner:
-
-* *Start*: without SOG, the engine anchors a stop at the first report whose derived speed (displacement
-  from the previous report) is below ``resume_kn``; movingpandas starts at the first report of the
-  stationary window, usually the report before (vessels 150, 235, 6: one step; vessels 168, 8, 32: two
-  steps, where the arrival leg into the stop area was faster than 1 kn).
-* *Sliding anchor*: when a report leaves the engine's ``diameter_m / 2`` disc but is itself slow, the engine
-  starts a new candidate at that report and ``_resume`` cancels the pending close at the same instant, even
-  with ``cooldown_s = 0``; the open alert continues with a moved anchor, so one engine stop spans several
-  movingpandas stops or runs on after movingpandas ended (vessels 43, 242, 68, 54).
-* *Geometry*: the engine's criterion is a disc of radius D/2 around the first report; movingpandas' is the
-  minimum rotated rectangle of all the stop's reports with a diagonal below D; a ship swinging at anchor
-  can satisfy one and not the other (vessel 115: its engine stop starts 5 steps late after its anchor
-  disc broke).
+History (``pytest -s`` prints the table). The boundaries used to disagree for 8 stops, for three engine
+reasons: it anchored a stop without SOG at the first report whose derived speed was below ``resume_kn``
+(one or two steps late); a stop broken by a slow report resumed at once even with ``cooldown_s = 0``
+(a sliding anchor, so one engine stop spanned two movingpandas stops: vessels 43, 242); and it tested a
+disc of D/2 around the first report instead of a diameter over all the stop's reports (vessels 115, 42).
+The engine now resumes only within the cool-down and, without SOG, detects stops with movingpandas'
+window and minimum-rotated-rectangle rule (``docs/rules.md``): all 13 stops inside the fence start at the
+same report and close one report after movingpandas' end.
 """
 
 from __future__ import annotations
@@ -178,7 +172,12 @@ def peer(real_data: Path) -> dict[str, Any]:
 
 
 def _overlap(a0: float, a1: float | None, b0: float, b1: float) -> bool:
-    return a0 <= b1 and (a1 is None or a1 >= b0)
+    """Whether engine stop [a0, a1) meets movingpandas stop [b0, b1].
+
+    Half-open at the engine's close: it is the first report that no longer fits, and movingpandas starts
+    its next stop at that very report (it restarts the window there), so back-to-back stops share it.
+    """
+    return a0 <= b1 and (a1 is None or a1 > b0)
 
 
 def _steps(times: np.ndarray, t: float) -> int:
@@ -215,12 +214,6 @@ def test_every_stop_is_found_by_both(peer: dict[str, Any]) -> None:
     assert not extra, f"engine stops that movingpandas does not see: {extra}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: stop anchored at the first slow report (not the report before it), a stop broken by a slow "
-    "report resumes at once even with cooldown_s = 0 (sliding anchor), disc of D/2 around the first report "
-    "instead of a diameter over all the stop's reports; see the module docstring",
-)
 def test_stop_boundaries_agree_within_one_sampling_step(peer: dict[str, Any]) -> None:
     bad = [m for m, eng in _pairs(peer) if m[3] and not _agrees(peer, m, eng)]
     assert not bad, f"{len(bad)} movingpandas stops without a one-step match: {bad}"

@@ -159,11 +159,15 @@ class RulesConfig:
         ``kind -> parameter -> value`` from ``[kinds.<kind>]`` over :data:`KIND_DEFAULTS`.
     by_ship_type
         ``rule -> [(lo, hi, value)]`` AIS ship-type ranges for the rules in ``_BY_SHIP_TYPE``.
+    file_keys
+        Dotted names (``defaults.<rule>.<key>``, ``kinds.<kind>.<key>``) the rules file set, so that
+        :meth:`param_sources` can say where a value came from.
     """
 
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     kinds: dict[ZoneKind, dict[str, Any]] = field(default_factory=dict)
     by_ship_type: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)
+    file_keys: frozenset[str] = frozenset()
 
     @classmethod
     def default(cls) -> RulesConfig:
@@ -189,6 +193,7 @@ class RulesConfig:
                 )
         defaults = {rule: {k: v for k, (v, _t) in params.items()} for rule, params in DEFAULTS.items()}
         by_ship: dict[str, list[tuple[int, int, float]]] = {r: [] for r in _BY_SHIP_TYPE}
+        from_file: set[str] = set()
         file_defaults = data.get("defaults", {})
         if not isinstance(file_defaults, Mapping):
             raise ConfigError("rules: [defaults] must be a table of rule tables")
@@ -210,6 +215,7 @@ class RulesConfig:
                     known = ", ".join(sorted(DEFAULTS[rule]))
                     raise ConfigError(f"rules: unknown key defaults.{rule}.{key}; known keys: {known}")
                 defaults[rule][key] = _check(f"defaults.{rule}.{key}", value, DEFAULTS[rule][key][1])
+                from_file.add(f"defaults.{rule}.{key}")
         kinds: dict[ZoneKind, dict[str, Any]] = {k: dict(v) for k, v in copy.deepcopy(KIND_DEFAULTS).items()}
         file_kinds = data.get("kinds", {})
         if not isinstance(file_kinds, Mapping):
@@ -228,7 +234,8 @@ class RulesConfig:
                         f"rules: unknown key kinds.{kind_name}.{key}; known keys: {', '.join(sorted(KIND_PARAMS))}"
                     )
                 kinds.setdefault(kind, {})[key] = _check(f"kinds.{kind_name}.{key}", value, KIND_PARAMS[key])
-        return cls(defaults=defaults, kinds=kinds, by_ship_type=by_ship)
+                from_file.add(f"kinds.{kind.value}.{key}")
+        return cls(defaults=defaults, kinds=kinds, by_ship_type=by_ship, file_keys=frozenset(from_file))
 
     def enabled(self, rule: str) -> bool:
         """Whether ``rule`` is switched on."""
@@ -250,11 +257,45 @@ class RulesConfig:
 
     def fence_param(self, fence: Fence, key: str, rule_default: Any = None) -> Any:
         """Resolve a per-fence parameter: fence property, then ``[kinds]``, then ``rule_default``."""
+        value = self._own_param(fence, key)
+        if value is None:
+            value = self.kinds.get(fence.kind, {}).get(key)
+        return rule_default if value is None else value
+
+    def param_sources(self, fence: Fence, key: str, rule: str) -> list[tuple[Any, str]]:
+        """Every value set for a fence parameter, in precedence order, with where it comes from.
+
+        The sources are ``"fence"`` (its property), ``"rules file"`` (``[kinds.<kind>]``, then
+        ``[defaults.<rule>]``) and ``"default"`` (the built-in per-kind value, then the rule's
+        built-in default); unset (None) levels are left out. The first entry is what
+        :meth:`fence_param` returns; the later ones are the fall-backs, used for example when
+        ``max_dwell_min = "p99"`` has no learned baseline.
+        """
+        out: list[tuple[Any, str]] = []
+        own = self._own_param(fence, key)
+        if own is not None:
+            out.append((own, "fence"))
+        kind_val = self.kinds.get(fence.kind, {}).get(key)
+        if f"kinds.{fence.kind.value}.{key}" in self.file_keys and kind_val is not None:
+            out.append((kind_val, "rules file"))
+        builtin_kind = KIND_DEFAULTS.get(fence.kind, {}).get(key)
+        if builtin_kind is not None:
+            out.append((builtin_kind, "default"))
+        if rule in self.defaults and key in self.defaults[rule]:
+            rule_val = self.defaults[rule][key]
+            if f"defaults.{rule}.{key}" in self.file_keys and rule_val is not None:
+                out.append((rule_val, "rules file"))
+            builtin = DEFAULTS[rule][key][0]
+            if builtin is not None:
+                out.append((builtin, "default"))
+        return out
+
+    @staticmethod
+    def _own_param(fence: Fence, key: str) -> Any:
+        """The fence's own value of a parameter (FenceParams field, else validated metadata), or None."""
         value = getattr(fence.params, key, None) if key in fence.params.__slots__ else None
         if value is None:
             value = fence.metadata.get(key)
             if value is not None:
                 value = _check(f"fence {fence.id} property {key}", value, KIND_PARAMS.get(key, _NUM))
-        if value is None:
-            value = self.kinds.get(fence.kind, {}).get(key)
-        return rule_default if value is None else value
+        return value

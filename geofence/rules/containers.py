@@ -199,6 +199,10 @@ class CarrierTracks:
                 prev = self._watched.get(c)
                 self._watched[c] = t if prev is None else max(prev, t)
 
+    def watched_ids(self) -> list[str]:
+        """The carriers currently watched (declared by a container within ``watch_span_s``)."""
+        return list(self._watched)
+
     @property
     def watch_span_s(self) -> float:
         """A declaration at ``L`` keeps the carrier's reports up to ``L + watch_span_s`` (``max_gap_s + history_s``)."""
@@ -458,11 +462,18 @@ class SeparationDetector:
         if decl.size:
             self.tracks.watch(car[decl], ts[decl])
 
-    def advance(self, watermark_s: float) -> list[SeparationTransition]:
-        """Judge every pending container report with ``ts + max_gap_s <= watermark_s``; return the transitions."""
+    def advance(self, watermark_s: float, *, strict: bool = False) -> list[SeparationTransition]:
+        """Judge every pending container report with ``ts + max_gap_s <= watermark_s``; return the transitions.
+
+        ``strict``: only ``ts + max_gap_s < watermark_s``. The engine processes the records with
+        effective time ``< W``, so a carrier report at exactly ``ts + max_gap_s`` may still be
+        unprocessed at ``W``; judging strictly keeps the decision independent of batch boundaries.
+        """
         cut = watermark_s - self.params.max_gap_s
         k = 0
-        while k < len(self._pending) and self._pending[k][0] <= cut:
+        while k < len(self._pending) and (
+            self._pending[k][0] < cut if strict else self._pending[k][0] <= cut
+        ):
             k += 1
         out = self._judge(self._pending[:k])
         del self._pending[:k]
@@ -475,6 +486,10 @@ class SeparationDetector:
         out = self._judge(self._pending)
         self._pending = []
         return out
+
+    def pending_from(self) -> float | None:
+        """The time of the oldest container report not judged yet (None: none pending)."""
+        return self._pending[0][0] if self._pending else None
 
     def open_containers(self) -> list[tuple[str, str, float]]:
         """Containers with an open separation alert: ``(container_id, carrier_id, started_ts_s)``, sorted."""

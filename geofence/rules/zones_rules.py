@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from geofence.errors import ConfigError
+from geofence.baseline import MIN_SAMPLES, ship_class
 from geofence.fence import ZoneKind, ZoneSet
 from geofence.rules.config import RulesConfig
 
@@ -58,17 +58,25 @@ class ZoneTables:
         self.gap_threshold_s: list[float | None] = [
             (None if (v := config.fence_param(f, "gap_threshold_s", None)) is None else float(v)) for f in fences
         ]
-        self.exit_requires_release = [bool(config.fence_param(f, "exit_requires_release", False)) for f in fences]
-        default_dwell = config.get("dwell_exceeded", "max_dwell_min")
+        # default: true for kind customs (a customs zone exists to hold goods until release), else false
+        self.exit_requires_release = [
+            bool(config.fence_param(f, "exit_requires_release", f.kind is ZoneKind.CUSTOMS)) for f in fences
+        ]
+        # max_dwell_min per fence: the deciding value and its source, and the numeric fall-back (with its
+        # source) that applies when a percentile has no learned baseline value
         self.max_dwell: list[float | str | None] = []
+        self.dwell_source: list[str] = []
+        self.dwell_fallback: list[tuple[float | None, str]] = []
         for f in fences:
-            v = config.fence_param(f, "max_dwell_min", default_dwell)
-            if isinstance(v, str) and baseline is None:
-                raise ConfigError(
-                    f"fence {f.id}: max_dwell_min = {v!r} refers to a learned baseline percentile, but no baseline "
-                    "was given; learn one with the replay tools and pass it, or set a number of minutes"
-                )
+            chain = config.param_sources(f, "max_dwell_min", "dwell_exceeded")
+            v, src = chain[0] if chain else (None, "default")
             self.max_dwell.append(v)
+            self.dwell_source.append(src)
+            fb: tuple[float | None, str] = (None, "default")
+            if isinstance(v, str):
+                fb = next(((float(x), s) for x, s in chain[1:] if not isinstance(x, str)), (None, "default"))
+                fb = (fb[0], f"{fb[1]} (no baseline for {v})")
+            self.dwell_fallback.append(fb)
         self.baseline = baseline
         self.global_limit_kn = config.get("overspeed", "speed_limit_kn")
         self._stop_cache: dict[tuple[int, ...], tuple[bool | None, int]] = {}
@@ -120,24 +128,47 @@ class ZoneTables:
 
     def dwell_limit_s(self, f: int, ship_type: int | None) -> float | None:
         """Maximum dwell in fence ``f`` for a ship type, in seconds (None: no dwell rule)."""
+        return self.dwell_limit(f, ship_type)[0]
+
+    def dwell_limit(self, f: int, ship_type: int | None) -> tuple[float | None, str]:
+        """(maximum dwell in seconds or None, the source that decided it) for fence ``f`` and a ship type.
+
+        Sources: ``"fence"``, ``"rules file"``, ``"default"`` for numbers; ``"baseline p99 (zone, ship
+        type)"`` or ``"baseline p99 (zone)"`` for a learned percentile; a percentile without a learned
+        value (no baseline, or too little history for the zone) falls back to the next numeric value in
+        precedence order, e.g. ``"default (no baseline for p99)"`` (None there: no dwell rule).
+        """
         v = self.max_dwell[f]
         if v is None:
-            return None
-        if isinstance(v, str):
-            assert self.baseline is not None
+            return None, self.dwell_source[f]
+        if not isinstance(v, str):
+            return float(v) * 60.0, self.dwell_source[f]
+        zone_id = self.ids[f]
+        if self.baseline is not None:
             lookup = getattr(self.baseline, "dwell_limit_min", None)
             if lookup is not None:  # geofence.baseline.Baseline (learned by the replay tools)
-                minutes = lookup(self.ids[f], ship_type, v)
-                return None if minutes is None else float(minutes) * 60.0
-            entry = self.baseline.get((self.ids[f], ship_type)) or self.baseline.get((self.ids[f], None))
-            if not entry or v not in entry:
-                return None
-            return float(entry[v]) * 60.0
-        return float(v) * 60.0
+                minutes = lookup(zone_id, ship_type, v)
+                if minutes is not None:
+                    return float(minutes) * 60.0, f"baseline {v} ({_baseline_scope(self.baseline, zone_id, ship_type)})"
+            else:
+                entry = self.baseline.get((zone_id, ship_type))
+                scope = "zone" if ship_type is None else "zone, ship type"
+                if not entry or v not in entry:
+                    entry, scope = self.baseline.get((zone_id, None)), "zone"
+                if entry and v in entry:
+                    return float(entry[v]) * 60.0, f"baseline {v} ({scope})"
+        fb, src = self.dwell_fallback[f]
+        return (None if fb is None else fb * 60.0), src
 
     def is_restricted(self, f: int) -> bool:
         """Whether fence ``f`` is restricted water."""
         return self.restricted[f]
+
+
+def _baseline_scope(baseline: Any, zone_id: str, ship_type: int | None) -> str:
+    """Whether a learned baseline answered for the ship's class or only zone-wide (``all``)."""
+    row = getattr(baseline, "dwell_min", {}).get(zone_id, {}).get(ship_class(ship_type))
+    return "zone, ship type" if row is not None and row.get("n", 0) >= MIN_SAMPLES else "zone"
 
 
 def segment_crossings(
