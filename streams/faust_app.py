@@ -4,7 +4,9 @@ Two stages run in every worker process (``docs/streams.md`` has the full story):
 
 1. **Subject stage** (agent on ``geofence.positions``, N partitions). Records are
    packed batches (:mod:`streams.wire`) of one partition, partitioned as faust
-   partitions the subject key. A worker keeps one engine per assigned partition
+   partitions the routing key (the subject id; a container rides on its declared
+   carrier's key, :class:`streams.publish.SubjectRouter`, so the engine that judges
+   ``container_separation`` has both). A worker keeps one engine per assigned partition
    (:class:`streams.worker_core.PartitionCore`) and runs the vectorised core once per
    record. State: the table ``geofence-state`` keyed ``p<N>``, whose value is that
    partition's engine snapshot plus the source offset it covers; it lives in

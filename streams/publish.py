@@ -1,12 +1,16 @@
 """The gateway behind ``geofence publish``: decode inputs, produce packed position batches to Kafka.
 
 Each decoded micro-batch is split by partition with Kafka's default partitioner
-over the subject key (:mod:`streams.partition`: the function faust's aiokafka
-producer applies to a key), and every partition's rows go out as one packed
-record (:mod:`streams.wire`) with that partition set explicitly. A subject's
-positions therefore always reach the same partition, in input order. (Containers
-are keyed by their own id too: their declared carrier may change or be blank
-between reports, and keying by it would split a container's state.)
+over each row's routing key (:mod:`streams.partition`: the function faust's
+aiokafka producer applies to a key), and every partition's rows go out as one
+packed record (:mod:`streams.wire`) with that partition set explicitly. The
+routing key (:class:`SubjectRouter`) is the subject id, except for a container
+that declares a carrier: it rides on its carrier's key, so the engine that judges
+``container_separation`` sees the container and the carrier's track. A container
+row with a blank carrier follows the carrier last declared for it (release
+events are blank in the simulator), so a container's rows stay on one partition
+until it declares another carrier (a transshipment; docs/streams.md says what
+that changes). A subject's positions therefore reach one partition, in input order.
 
 Inputs are processed in the order of the embedded runner: file inputs merged in
 event time with static reports placed where they take effect
@@ -29,15 +33,16 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from geofence.deadletter import DeadLetter
 from geofence.decode.accounting import Counts, DecodeResult
 from geofence.errors import ConfigError
 from geofence.fence import ZoneSet
-from geofence.positions import PositionBatch, StaticReport
+from geofence.positions import PositionBatch, StaticReport, SubjectKind
 from streams import wire
 from streams.faust_app import TopicNames, bootstrap_servers, ensure_topic
 from streams.partition import SubjectPartitioner
@@ -47,6 +52,8 @@ __all__ = [
     "PublishConfig",
     "PublishStats",
     "Publisher",
+    "Routed",
+    "SubjectRouter",
     "decoded_inputs",
     "ordered_segments",
     "publish_inputs",
@@ -105,22 +112,93 @@ class PublishStats:
     counts: Counts = field(default_factory=Counts)
 
 
+_CONTAINER = int(SubjectKind.CONTAINER)
+
+
+class SubjectRouter:
+    """The routing key of every row: its subject id, or for a container its declared carrier's id.
+
+    ``container_separation`` compares a container with its declared carrier's track,
+    and an engine only sees its own partition, so a container report with a
+    carrier is keyed by the carrier. A container report with a blank carrier (a
+    release event, a tracker that lost the pairing) is keyed by the carrier last
+    declared for that container through this router, or by its own id when none
+    was: keying it by its own id would put its release in another partition's
+    ledger than its zone exits. The memory of declared carriers lives in the
+    router, so one router must see a publisher's rows in input order.
+
+    Parameters
+    ----------
+    partitioner
+        Kafka's default partitioner for the positions topic's partition count.
+    """
+
+    def __init__(self, partitioner: SubjectPartitioner) -> None:
+        self.partitioner = partitioner
+        self._carrier: dict[str, str] = {}  # container id -> carrier it last declared
+
+    @property
+    def partitions(self) -> int:
+        """Partition count of the positions topic."""
+        return self.partitioner.partitions
+
+    def key_of(self, subject_id: str) -> str:
+        """Routing key of a subject now (static reports; a container's blank-carrier rows)."""
+        return self._carrier.get(subject_id, subject_id)
+
+    def __call__(self, subject_id: str) -> int:
+        """Partition of a subject now (of :meth:`key_of`)."""
+        return self.partitioner(self.key_of(subject_id))
+
+    def keys(self, batch: PositionBatch) -> npt.NDArray[np.object_]:
+        """Routing key of every row, remembering the carriers the batch's container rows declare (in row order)."""
+        keys = np.asarray(batch.subject_id, dtype=object).copy()
+        for i in np.flatnonzero(np.asarray(batch.kind) == _CONTAINER).tolist():
+            sid = str(keys[i])
+            carrier = str(batch.carrier_id[i] or "")
+            if carrier:
+                self._carrier[sid] = carrier
+                keys[i] = carrier
+            else:
+                keys[i] = self._carrier.get(sid, sid)
+        return keys
+
+
+class Routed(NamedTuple):
+    """One packed record to send: its partition, its record key (a routing key of its rows) and its rows."""
+
+    partition: int
+    key: str
+    batch: PositionBatch
+
+
 def split_by_partition(
-    batch: PositionBatch, partitioner: SubjectPartitioner, max_positions: int
-) -> list[tuple[int, PositionBatch]]:
-    """Split a batch by partition (rows keep their order), in chunks of at most ``max_positions``."""
+    batch: PositionBatch, router: SubjectRouter | SubjectPartitioner, max_positions: int
+) -> list[Routed]:
+    """Split a batch by the partition of each row's routing key (rows keep their order), in chunks of ``max_positions``.
+
+    Pass the publisher's :class:`SubjectRouter` so that blank-carrier container rows
+    follow the carrier declared in earlier batches; a bare partitioner gets a fresh
+    router (memory within this batch only). Each record's key is the routing key of
+    its first row, so Kafka's partitioner maps the key to the record's partition.
+    """
     if not len(batch):
         return []
-    uniq, inv = np.unique(batch.subject_id, return_inverse=True)
-    per_key = np.fromiter((partitioner(str(k)) for k in uniq.tolist()), dtype=np.int64, count=len(uniq))
-    parts = per_key[inv.reshape(-1)]
+    if isinstance(router, SubjectPartitioner):
+        router = SubjectRouter(router)
+    uniq, inv = np.unique(router.keys(batch), return_inverse=True)
+    part = router.partitioner
+    per_key = np.fromiter((part(str(k)) for k in uniq.tolist()), dtype=np.int64, count=len(uniq))
+    inv = inv.reshape(-1)
+    parts = per_key[inv]
     order = np.argsort(parts, kind="stable")
     bounds = np.flatnonzero(np.diff(parts[order])) + 1
-    out: list[tuple[int, PositionBatch]] = []
+    out: list[Routed] = []
     for rows in np.split(order, bounds):
         p = int(parts[rows[0]])
         for i in range(0, len(rows), max_positions):
-            out.append((p, batch.take(rows[i : i + max_positions])))
+            chunk = rows[i : i + max_positions]
+            out.append(Routed(p, str(uniq[inv[chunk[0]]]), batch.take(chunk)))
     return out
 
 
@@ -132,16 +210,21 @@ class Publisher:
         self.stats = PublishStats()
         self._producer = producer
         self._owned = producer is None
-        self._partitioner: SubjectPartitioner | None = None
+        self._router: SubjectRouter | None = None
         self._pending: list[asyncio.Future[Any]] = []
         self.publisher_id = cfg.publisher_id or f"{os.uname().nodename}:{os.getpid()}"
 
     @property
+    def router(self) -> SubjectRouter:
+        """The router of the positions topic (known after :meth:`start`; remembers containers' carriers)."""
+        if self._router is None:
+            raise RuntimeError("Publisher not started; use `async with Publisher(cfg) as pub:`")
+        return self._router
+
+    @property
     def partitioner(self) -> SubjectPartitioner:
         """The partitioner of the positions topic (known after :meth:`start`)."""
-        if self._partitioner is None:
-            raise RuntimeError("Publisher not started; use `async with Publisher(cfg) as pub:`")
-        return self._partitioner
+        return self.router.partitioner
 
     async def start(self) -> Publisher:
         """Connect, create the positions and dead-letter topics if needed, and learn the partition count."""
@@ -168,7 +251,8 @@ class Publisher:
             await asyncio.sleep(0.1)
         if not parts:
             raise ConfigError(f"topic {topics.positions!r} has no partitions on {self.cfg.broker}")
-        self._partitioner = SubjectPartitioner(len(parts))
+        if self._router is None or self._router.partitions != len(parts):
+            self._router = SubjectRouter(SubjectPartitioner(len(parts)))
         return self
 
     async def _send(self, topic: str, value: bytes, key: bytes | None, partition: int | None = None) -> None:
@@ -185,9 +269,8 @@ class Publisher:
 
     async def send_positions(self, batch: PositionBatch) -> None:
         """Publish a decoded batch, one packed record per partition (and chunk)."""
-        for p, sub in split_by_partition(batch, self.partitioner, self.cfg.max_batch_positions):
-            key = str(sub.subject_id[0]).encode("utf-8")  # a subject of the batch (the partition is explicit)
-            await self._send(self.cfg.topics.positions, wire.encode_positions(sub), key, p)
+        for p, key, sub in split_by_partition(batch, self.router, self.cfg.max_batch_positions):
+            await self._send(self.cfg.topics.positions, wire.encode_positions(sub), key.encode("utf-8"), p)
             self.stats.records += 1
         if len(batch):
             self.stats.positions += len(batch)
@@ -196,11 +279,13 @@ class Publisher:
 
     async def send_statics(self, reports: Sequence[StaticReport]) -> None:
         """Publish static reports to their subjects' partitions, before the positions that follow them."""
+        router = self.router
         by_part: dict[int, list[StaticReport]] = {}
         for r in reports:
-            by_part.setdefault(self.partitioner(r.subject_id), []).append(r)
+            by_part.setdefault(router(r.subject_id), []).append(r)
         for p, rs in sorted(by_part.items()):
-            await self._send(self.cfg.topics.positions, wire.encode_statics(rs), rs[0].subject_id.encode("utf-8"), p)
+            key = router.key_of(rs[0].subject_id).encode("utf-8")
+            await self._send(self.cfg.topics.positions, wire.encode_statics(rs), key, p)
         self.stats.statics += len(reports)
 
     async def send_dead(self, dead: Iterable[DeadLetter]) -> None:

@@ -507,7 +507,8 @@ def test_the_broker_partitions_keys_as_the_gateway_does(broker: Any) -> None:
     from aiokafka import AIOKafkaProducer
 
     from streams.faust_app import ensure_topic
-    from streams.partition import partition_for_subject
+    from streams.partition import SubjectPartitioner, partition_for_subject
+    from streams.publish import split_by_partition
 
     async def check() -> list[tuple[str, int, int]]:
         await ensure_topic(broker.bootstrap, "keys", 8)
@@ -518,6 +519,10 @@ def test_the_broker_partitions_keys_as_the_gateway_does(broker: Any) -> None:
             for sid in [str(412_100_000 + 37 * i) for i in range(60)] + ["OOLU5698210", "长江1号"]:
                 meta = await producer.send_and_wait("keys", b"x", key=sid.encode())
                 out.append((sid, meta.partition, partition_for_subject(sid, 8)))
+            # the gateway's packed records (containers keyed by their carriers): their keys alone place them
+            for p, key, _sub in split_by_partition(_containers_and_carriers(), SubjectPartitioner(8), 3):
+                meta = await producer.send_and_wait("keys", b"x", key=key.encode())
+                out.append((key, meta.partition, p))
             return out
         finally:
             await producer.stop()
@@ -525,3 +530,25 @@ def test_the_broker_partitions_keys_as_the_gateway_does(broker: Any) -> None:
     rows = asyncio.run(check())
     assert [r for r in rows if r[1] != r[2]] == []
     assert len({r[1] for r in rows}) == 8
+    assert len(rows) > 62
+
+
+def _containers_and_carriers() -> Any:
+    """Vessels and containers (some with a blank carrier) as the gateway splits them."""
+    import numpy as np
+
+    from geofence.positions import PositionBatch, SubjectKind
+
+    vessels = [str(412_100_000 + 37 * i) for i in range(8)]
+    ids = [*vessels, "OOLU5698210", "CSQU3054383", "OOLU5698210", "MSKU4777165", "CSQU3054383"]
+    kinds = [SubjectKind.VESSEL] * 8 + [SubjectKind.CONTAINER] * 5
+    carriers = [""] * 8 + [vessels[1], vessels[6], "", "", vessels[3]]
+    n = len(ids)
+    return PositionBatch.from_columns(
+        subject_id=ids,
+        ts_s=np.arange(n, dtype=float),
+        lon_deg=np.full(n, 110.0),
+        lat_deg=np.full(n, 30.0),
+        kind=kinds,
+        carrier_id=carriers,
+    )

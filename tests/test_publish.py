@@ -20,7 +20,7 @@ from geofence.positions import PositionBatch, StaticReport, SubjectKind
 from streams import wire
 from streams.faust_app import TopicNames
 from streams.partition import SubjectPartitioner, partition_for_subject
-from streams.publish import PublishConfig, Publisher, decoded_inputs, split_by_partition
+from streams.publish import PublishConfig, Publisher, SubjectRouter, decoded_inputs, split_by_partition
 
 
 class FakeProducer:
@@ -74,19 +74,80 @@ def test_split_keeps_every_row_once_in_order_on_its_subjects_partition(
     batch = _batch(ids)
     parts = split_by_partition(batch, SubjectPartitioner(partitions), chunk)
     seen: list[int] = []
-    for p, sub in parts:
+    for p, key, sub in parts:
         assert 0 < len(sub) <= chunk
+        assert key == sub.subject_id[0] and partition_for_subject(key, partitions) == p
         assert all(partition_for_subject(s, partitions) == p for s in sub.subject_id)
         assert list(sub.line) == sorted(sub.line)  # input order within a partition
         seen.extend(int(x) for x in sub.line)
     assert sorted(seen) == list(range(1, len(ids) + 1))
 
 
-def test_containers_are_keyed_by_their_own_id() -> None:
-    """A container's carrier may change or be blank between reports: keying by it would split its state."""
-    batch = _batch(["OOLU5698210"] * 3, kinds=[SubjectKind.CONTAINER] * 3, carriers=["413101221", "", "414101258"])
-    parts = split_by_partition(batch, SubjectPartitioner(16), 99)
-    assert [(p, len(sub)) for p, sub in parts] == [(partition_for_subject("OOLU5698210", 16), 3)]
+_CONTAINERS = ["OOLU5698210", "CSQU3054383", "MSKU4777165"]
+_VESSELS = [str(412_100_000 + 37 * i) for i in range(12)]
+
+
+def _reference_keys(rows: list[tuple[str, str | None]]) -> list[str]:
+    """The routing rule written out: a vessel by its id; a container by its carrier, the last declared when blank."""
+    last: dict[str, str] = {}
+    out = []
+    for sid, carrier in rows:
+        if carrier is None:
+            out.append(sid)
+        elif carrier:
+            last[sid] = carrier
+            out.append(carrier)
+        else:
+            out.append(last.get(sid, sid))
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.one_of(
+            st.tuples(st.sampled_from(_VESSELS), st.none()),
+            st.tuples(st.sampled_from(_CONTAINERS), st.sampled_from(["", "", *_VESSELS[:4]])),
+        ),
+        max_size=120,
+    ),
+    cut=st.integers(0, 120),
+    partitions=st.integers(1, 9),
+    chunk=st.integers(1, 40),
+)
+def test_containers_ride_on_their_declared_carriers_partition(
+    rows: list[tuple[str, str | None]], cut: int, partitions: int, chunk: int
+) -> None:
+    """Across the batches of one router; every record's key maps to the record's partition."""
+    ids = [sid for sid, _c in rows]
+    kinds = [SubjectKind.VESSEL if c is None else SubjectKind.CONTAINER for _s, c in rows]
+    carriers = [c or "" for _s, c in rows]
+    batch = _batch(ids, kinds, carriers)
+    router = SubjectRouter(SubjectPartitioner(partitions))
+    cut = min(cut, len(rows))
+    parts = split_by_partition(batch.take(np.arange(cut)), router, chunk)
+    parts += split_by_partition(batch.take(np.arange(cut, len(rows))), router, chunk)
+    want = [partition_for_subject(k, partitions) for k in _reference_keys(rows)]
+    got: dict[int, int] = {}
+    for p, key, sub in parts:
+        assert partition_for_subject(key, partitions) == p
+        assert list(sub.line) == sorted(sub.line)
+        got.update((int(x), p) for x in sub.line)
+    assert [got[i + 1] for i in range(len(rows))] == want
+
+
+def test_a_blank_carrier_follows_the_last_declared_one_and_a_new_carrier_moves_the_container() -> None:
+    part = SubjectPartitioner(16)
+    a, b = "413101221", "414101258"
+    assert part(a) != part(b) and part("OOLU5698210") not in (part(a), part(b))
+    router = SubjectRouter(part)
+    first = _batch(["OOLU5698210"] * 3, kinds=[SubjectKind.CONTAINER] * 3, carriers=["", a, ""])
+    second = _batch(["OOLU5698210"] * 3, kinds=[SubjectKind.CONTAINER] * 3, carriers=["", b, ""])
+    got = [(p, k, list(sub.line)) for p, k, sub in split_by_partition(first, router, 99)]
+    assert sorted(got) == sorted([(part("OOLU5698210"), "OOLU5698210", [1]), (part(a), a, [2, 3])])
+    got = [(p, k, list(sub.line)) for p, k, sub in split_by_partition(second, router, 99)]
+    assert sorted(got) == sorted([(part(a), a, [1]), (part(b), b, [2, 3])])
+    assert router("OOLU5698210") == part(b) and router.key_of("413101221") == a  # statics follow too
 
 
 async def test_publisher_sends_statics_first_then_batches_then_end_of_stream() -> None:
@@ -109,6 +170,17 @@ async def test_publisher_sends_statics_first_then_batches_then_end_of_stream() -
     assert {e.final_ts_s for e in eos if isinstance(e, wire.EndOfStream)} == {1.78e9 + 39}
     assert [t for t, *_ in prod.sent].count("dl") == 1
     assert pub.stats.positions == 40 and pub.stats.statics == 5 and pub.stats.dead == 1
+
+
+async def test_publisher_keys_container_records_by_the_carrier_across_batches() -> None:
+    prod = FakeProducer(16)
+    cfg = PublishConfig(broker="kafka://127.0.0.1:1", topics=TopicNames(positions="pos", deadletter="dl"))
+    carrier = "413101221"
+    async with Publisher(cfg, producer=prod) as pub:
+        await pub.send_positions(_batch(["OOLU5698210"], kinds=[SubjectKind.CONTAINER], carriers=[carrier]))
+        await pub.send_positions(_batch(["OOLU5698210"], kinds=[SubjectKind.CONTAINER], carriers=[""]))
+    sent = [(k, p) for t, k, v, p in prod.sent if t == "pos" and wire.record_type(v) == wire.POSITIONS]
+    assert sent == [(carrier.encode(), partition_for_subject(carrier, 16))] * 2
 
 
 class RecordingDecoder:
