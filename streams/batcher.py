@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Sequence
 from typing import Any, TypeVar
 
 __all__ = ["micro_batches"]
@@ -22,7 +22,7 @@ _END = object()
 
 async def micro_batches(
     chunks: AsyncIterable[Sequence[T]], *, max_lines: int, max_delay_s: float = 0.05
-) -> AsyncIterator[list[T]]:
+) -> AsyncGenerator[list[T], None]:
     """Re-chunk ``chunks`` into lists of at most ``max_lines`` items, each emitted no later than
     ``max_delay_s`` after its first item arrived (an idle source emits nothing).
 

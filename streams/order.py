@@ -45,7 +45,9 @@ The merge loads a slice of every run, takes all loaded elements whose key is at
 most the smallest "last loaded key" of the runs still holding unloaded data
 (everything not loaded yet is above it), sorts them with ``np.lexsort`` and
 hands them out in chunks of the requested size, with the static reports placed
-between the positions they fall between.
+between the positions they fall between. Chunks are cut on one grid of the merged
+stream (every ``chunk`` elements; the remainder of a round waits for the next), so
+the engine gets the same batches whether or how the records were spilled.
 """
 
 from __future__ import annotations
@@ -316,8 +318,9 @@ class _RowStream(_Stream):
 class _StaticStream(_Stream):
     """Static reports of one run, as ``(key, seq, report)`` in key order."""
 
-    def __init__(self, items: list[tuple[float, int, StaticReport]] | None = None, path: Path | None = None,
-                 total: int = 0) -> None:
+    def __init__(
+        self, items: list[tuple[float, int, StaticReport]] | None = None, path: Path | None = None, total: int = 0
+    ) -> None:
         super().__init__(len(items) if items is not None else total)
         self._mem = items
         self._path = path
@@ -517,6 +520,9 @@ class RecordSorter:
         n_streams = len(rows_streams) + len(stat_streams)
         in_memory = not self._runs
         load = max(_MIN_LOAD, self.memory_bytes // ROW_BYTES // (n_streams + 1))
+        # The elements of a round that do not fill a chunk wait for the next round: chunks are cut on one grid
+        # of the merged stream (every ``chunk`` elements from ``skip``), whatever the runs and the sort memory.
+        carry: tuple[_Cols, list[tuple[float, int, StaticReport]]] | None = None
         try:
             while True:
                 with self._lock:
@@ -524,14 +530,20 @@ class RecordSorter:
                         return
                     taken = self._round(rows_streams, stat_streams, math.inf if in_memory else load)
                 if taken is None:
-                    return
+                    break
                 rows, statics = taken
                 total = len(rows) + len(statics)
                 if skip >= total:
                     skip -= total
                     continue
-                yield from _chunks(rows, statics, chunk, start=skip)
-                skip = 0
+                if skip:
+                    rows, statics = _tail(rows, statics, skip)
+                    skip = 0
+                if carry is not None:
+                    rows, statics = _Cols.concat([carry[0], rows]), [*carry[1], *statics]
+                carry = yield from _chunks(rows, statics, chunk, hold_partial=True)
+            if carry is not None:
+                yield from _chunks(*carry, chunk)
         finally:
             for s in [*rows_streams, *stat_streams]:
                 s.close()
@@ -590,30 +602,50 @@ class RecordSorter:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _insertions(rows: _Cols, statics: list[tuple[float, int, StaticReport]]) -> I64:
+    """For each static report (in order), the number of positions whose ``(key, seq)`` is below its own."""
+    if not statics:
+        return np.zeros(0, dtype=np.int64)
+    s_key = np.array([s[0] for s in statics], dtype=np.float64)
+    s_seq = np.array([s[1] for s in statics], dtype=np.int64)
+    lo = np.searchsorted(rows.key, s_key, side="left")
+    hi = np.searchsorted(rows.key, s_key, side="right")
+    return np.array(
+        [int(a + np.searchsorted(rows.seq[a:b], q)) for a, b, q in zip(lo, hi, s_seq, strict=True)],
+        dtype=np.int64,
+    )
+
+
+def _tail(
+    rows: _Cols, statics: list[tuple[float, int, StaticReport]], start: int
+) -> tuple[_Cols, list[tuple[float, int, StaticReport]]]:
+    """The elements of a merge round from element ``start`` on (positions and static reports in merged order)."""
+    ins = _insertions(rows, statics)
+    stat_elem = ins + np.arange(len(statics), dtype=np.int64)
+    s0 = int(np.searchsorted(stat_elem, start))  # static reports before element ``start``
+    return rows.take(slice(start - s0, None)), statics[s0:]
+
+
 def _chunks(
-    rows: _Cols, statics: list[tuple[float, int, StaticReport]], chunk: int, start: int = 0
-) -> Iterator[MergedChunk]:
-    """Cut one merge round (elements ``start`` onwards) into slices of at most ``chunk`` elements."""
+    rows: _Cols, statics: list[tuple[float, int, StaticReport]], chunk: int, *, hold_partial: bool = False
+) -> Generator[MergedChunk, None, tuple[_Cols, list[tuple[float, int, StaticReport]]] | None]:
+    """Cut merged elements into slices of ``chunk`` elements (the last one may be shorter).
+
+    With ``hold_partial`` a last slice shorter than ``chunk`` is not yielded but returned
+    as ``(rows, statics)``, to be continued by the next merge round.
+    """
     n_rows = len(rows)
-    if statics:
-        s_key = np.array([s[0] for s in statics], dtype=np.float64)
-        s_seq = np.array([s[1] for s in statics], dtype=np.int64)
-        # number of positions whose (key, seq) is below the static's
-        lo = np.searchsorted(rows.key, s_key, side="left")
-        hi = np.searchsorted(rows.key, s_key, side="right")
-        ins = np.array(
-            [int(a + np.searchsorted(rows.seq[a:b], q)) for a, b, q in zip(lo, hi, s_seq, strict=True)],
-            dtype=np.int64,
-        )
-    else:
-        ins = np.zeros(0, dtype=np.int64)
+    ins = _insertions(rows, statics)
     total = n_rows + len(statics)
     pos_elem = np.arange(n_rows, dtype=np.int64) + np.searchsorted(ins, np.arange(n_rows), side="right")
     stat_elem = ins + np.arange(len(statics), dtype=np.int64)
-    for a in range(start, total, chunk):
+    for a in range(0, total, chunk):
         b = min(total, a + chunk)
         p0, p1 = int(np.searchsorted(pos_elem, a)), int(np.searchsorted(pos_elem, b))
         s0, s1 = int(np.searchsorted(stat_elem, a)), int(np.searchsorted(stat_elem, b))
+        if hold_partial and b - a < chunk:
+            return rows.take(slice(p0, None)), statics[s0:]
         part = rows.take(slice(p0, p1))
         stats_part = [(int(ins[j]) - p0, int(statics[j][1] >> _SRC_SHIFT), statics[j][2]) for j in range(s0, s1)]
         yield MergedChunk(part.batch(), part.seq >> _SRC_SHIFT, stats_part)
+    return None

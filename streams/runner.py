@@ -41,7 +41,9 @@ On resume the file inputs are decoded again from their start (the sort is
 deterministic), without re-delivering the decode results already delivered, and
 pass 2 skips the merged elements already delivered. A Kafka input's offsets are
 committed only once they are covered by a checkpoint (without ``--state``: once
-the sinks flushed), so its consumer group resumes where the checkpoint is.
+the sinks flushed), so its consumer group resumes where the checkpoint is. That
+includes the final checkpoint, written after a stop ended the reading: live
+sources are closed (``aclose()``) only after it.
 
 Shutdown
 --------
@@ -103,6 +105,8 @@ __all__ = [
 ]
 
 _HEAD_BYTES = 65536
+#: Longest wait for a live source to close at the end of a run (a Kafka consumer leaving its group).
+_CLOSE_TIMEOUT_S = 15.0
 
 
 class DecoderLike(Protocol):
@@ -160,6 +164,8 @@ class LiveInput:
 
     When the iterable has an ``async commit_lines(n)`` method (Kafka), the runner
     calls it with the number of lines, counted from this start, that are durable.
+    When it has an ``async aclose()`` method, the runner calls it once at the end of
+    the run, after the last ``commit_lines`` (which may come after reading stopped).
     """
 
     name: str
@@ -520,17 +526,20 @@ class Runner:
         stopped = False
         pending: asyncio.Future[None] | None = None
         st.source = source = inp.open()
+        batches = micro_batches(source, max_lines=self.batch_size, max_delay_s=self.max_delay_s)
         try:
-            async for lines in micro_batches(source, max_lines=self.batch_size, max_delay_s=self.max_delay_s):
-                raw = _Raw(idx, list(lines), line_no + 1, line_no + len(lines), time.time())
-                line_no += len(lines)
-                # Shielded: a stop while waiting for queue space must not drop a batch already read.
-                pending = asyncio.ensure_future(self._put_in(raw))
-                await asyncio.shield(pending)
-                pending = None
-                if self._stop.is_set():
-                    stopped = True
-                    break
+            # aclosing: a stop ends the batcher's read of the source now, not whenever the generator is collected.
+            async with contextlib.aclosing(batches):
+                async for lines in batches:
+                    raw = _Raw(idx, list(lines), line_no + 1, line_no + len(lines), time.time())
+                    line_no += len(lines)
+                    # Shielded: a stop while waiting for queue space must not drop a batch already read.
+                    pending = asyncio.ensure_future(self._put_in(raw))
+                    await asyncio.shield(pending)
+                    pending = None
+                    if self._stop.is_set():
+                        stopped = True
+                        break
         except asyncio.CancelledError:
             stopped = True
             if pending is not None:
@@ -862,11 +871,23 @@ class Runner:
             for t in [*sources, core, sink, *helpers]:
                 t.cancel()
             await asyncio.gather(*sources, core, sink, *helpers, return_exceptions=True)
+            await self._close_live_sources()
+
+    async def _close_live_sources(self) -> None:
+        """``aclose()`` every live source that has one, after the last commit (the Kafka consumer lives until now)."""
+        for st in self._states:
+            close = getattr(st.source, "aclose", None)
+            if not st.live or close is None:
+                continue
+            try:
+                await asyncio.wait_for(close(), timeout=_CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                print(f"geofence: closing input {st.name} took over {_CLOSE_TIMEOUT_S:g} s; left", file=sys.stderr)
+            except Exception as exc:
+                print(f"geofence: closing input {st.name} failed: {exc}", file=sys.stderr)
 
 
-def _place_statics(
-    positions: PositionBatch, statics: Sequence[StaticReport]
-) -> tuple[MergedChunk, list[StaticReport]]:
+def _place_statics(positions: PositionBatch, statics: Sequence[StaticReport]) -> tuple[MergedChunk, list[StaticReport]]:
     """A live batch with its static reports placed where they take effect, as in the merge of file inputs.
 
     Each goes before the first position at or after the next whole minute of event
@@ -1070,15 +1091,21 @@ class DefaultEngineFactory:
         if rules:
             from geofence.rules.config import RulesConfig
 
-            text = Path(rules).read_text(encoding="utf-8")
-            is_json = rules.endswith(".json")
-            self._options["config"] = (
-                RulesConfig.from_mapping(orjson.loads(text)) if is_json else RulesConfig.from_toml(text)
-            )
+            try:
+                text = Path(rules).read_text(encoding="utf-8")
+                is_json = rules.endswith(".json")
+                self._options["config"] = (
+                    RulesConfig.from_mapping(orjson.loads(text)) if is_json else RulesConfig.from_toml(text)
+                )
+            except (OSError, UnicodeDecodeError, orjson.JSONDecodeError, GeofenceError) as exc:
+                raise ConfigError(f"--rules {rules}: {exc}") from None
         if baseline:
             from geofence.baseline import Baseline
 
-            self._options["baseline"] = Baseline.from_dict(orjson.loads(Path(baseline).read_bytes()))
+            try:
+                self._options["baseline"] = Baseline.from_dict(orjson.loads(Path(baseline).read_bytes()))
+            except (OSError, orjson.JSONDecodeError, GeofenceError) as exc:
+                raise ConfigError(f"--baseline {baseline}: {exc}; learn one with `geofence learn`") from None
 
     def _kwargs(self, zones: ZoneSet) -> dict[str, Any]:
         kwargs = dict(self._options)

@@ -40,10 +40,15 @@ Kafka
     ``earliest``) is where a group without committed offsets starts. Auto-commit
     is off: the runner commits a record's offset only after the lines up to it
     are durable (alerts flushed by every sink, and with ``--state`` written into
-    a checkpoint), so a restart with the same group re-reads at most the records
-    after the last durable point: at-least-once. ``group=`` (empty) reads without
-    a group: nothing is committed and every start begins at ``offset``. A record
-    with an empty (null) value is an empty line, which decoders count as skipped.
+    a checkpoint), so a restart with the same group re-reads exactly the records
+    after the last durable point: at-least-once. One record is one line, so the
+    commit is exact to the line whatever the micro-batches are. The consumer
+    outlives the iteration (until ``aclose()``, which the runner calls after its
+    last commit): a stop ends the reading before the final checkpoint is written,
+    and committing what that checkpoint covers needs the consumer. ``group=``
+    (empty) reads without a group: nothing is committed and every start begins at
+    ``offset``. A record with an empty (null) value is an empty line, which
+    decoders count as skipped.
 """
 
 from __future__ import annotations
@@ -514,8 +519,22 @@ class UdpLineSource:
 # -- Kafka -------------------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Segment:
+    """Records of one partition from one poll: the lines ``first_line + 1 ..`` (counted from the start)."""
+
+    first_line: int
+    tp: Any
+    offsets: list[int]
+
+
 class KafkaLineSource:
     """An aiokafka consumer yielding one line per record value (see the module docstring).
+
+    The consumer is started by the first iteration and stopped by :meth:`aclose`, not
+    when an iteration ends: the runner stops reading (a signal) before it writes its
+    final checkpoint and commits what that checkpoint covers, which needs the
+    consumer and its group membership. Call :meth:`aclose` when done (the runner does).
 
     Parameters
     ----------
@@ -553,58 +572,85 @@ class KafkaLineSource:
         self.name = name or f"kafka://{bootstrap}/{topic}"
         self.commits = 0
         self._consumer: Any = None
+        self._closed = False
         self._yielded = 0
-        self._pending: deque[tuple[int, dict[Any, int]]] = deque()
+        self._pending: deque[_Segment] = deque()
+        self._durable: dict[Any, int] = {}  # partition -> offset after its last durable record
+        self._committed: dict[Any, int] = {}
 
     def __aiter__(self) -> AsyncIterator[list[bytes]]:
         return self._lines()
 
-    async def _lines(self) -> AsyncIterator[list[bytes]]:
+    async def _start(self) -> Any:
         from aiokafka import AIOKafkaConsumer
 
-        consumer = AIOKafkaConsumer(
-            self.topic,
-            bootstrap_servers=self.bootstrap,
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset=self.offset_reset,
-            **self.consumer_options,
-        )
-        await consumer.start()
-        self._consumer = consumer
-        _log.info("%s: consuming (group %s, %s)", self.name, self.group_id or "none", self.offset_reset)
-        try:
-            while True:
-                polled = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
-                lines: list[bytes] = []
-                offsets: dict[Any, int] = {}
-                for tp, records in polled.items():
-                    for rec in records:
-                        value = rec.value
-                        lines.append(b"" if value is None else bytes(value).rstrip(b"\r\n"))
-                    if records:
-                        offsets[tp] = records[-1].offset + 1
-                if lines:
-                    self._yielded += len(lines)
-                    self._pending.append((self._yielded, offsets))
-                    yield lines
-        finally:
-            self._consumer = None
-            await consumer.stop()
+        if self._closed:
+            raise RuntimeError(f"{self.name}: the source was closed; open a new one")
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                self.topic,
+                bootstrap_servers=self.bootstrap,
+                group_id=self.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset=self.offset_reset,
+                **self.consumer_options,
+            )
+            await consumer.start()
+            self._consumer = consumer
+            _log.info("%s: consuming (group %s, %s)", self.name, self.group_id or "none", self.offset_reset)
+        return self._consumer
+
+    async def _lines(self) -> AsyncIterator[list[bytes]]:
+        consumer = await self._start()
+        while True:
+            polled = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
+            lines: list[bytes] = []
+            for tp, records in polled.items():
+                if not records:
+                    continue
+                self._pending.append(_Segment(self._yielded + len(lines), tp, [rec.offset for rec in records]))
+                for rec in records:
+                    value = rec.value
+                    lines.append(b"" if value is None else bytes(value).rstrip(b"\r\n"))
+            if lines:
+                self._yielded += len(lines)
+                yield lines
 
     async def commit_lines(self, lines_done: int) -> None:
-        """Commit the offsets of every record among the first ``lines_done`` lines yielded (runner hook).
+        """Commit the offset after each partition's last record among the first ``lines_done`` lines (runner hook).
 
-        Errors are logged, not raised: a failed commit means only that a restart re-reads more.
+        One record is one line, so the commit is exact to the line, whatever the
+        runner's micro-batches are. Errors are logged, not raised: a failed commit
+        means only that a restart re-reads more.
         """
-        offsets: dict[Any, int] = {}
-        while self._pending and self._pending[0][0] <= lines_done:
-            offsets.update(self._pending.popleft()[1])
+        while self._pending:
+            seg = self._pending[0]
+            covered = min(len(seg.offsets), lines_done - seg.first_line)
+            if covered <= 0:
+                break
+            self._durable[seg.tp] = seg.offsets[covered - 1] + 1
+            if covered < len(seg.offsets):
+                break
+            self._pending.popleft()
+        # Every durable offset not yet committed, so a failed commit is retried by the next call.
+        offsets = {tp: off for tp, off in self._durable.items() if self._committed.get(tp, -1) < off}
         consumer = self._consumer
-        if not offsets or self.group_id is None or consumer is None:
+        if not offsets or self.group_id is None:
+            return
+        if consumer is None:
+            _log.warning("%s: offsets %s not committed: the consumer is closed", self.name, offsets)
             return
         try:
             await consumer.commit(offsets)
-            self.commits += 1
         except Exception as exc:
             _log.warning("%s: offset commit failed (%s); a restart re-reads those records", self.name, exc)
+            return
+        self._committed.update(offsets)
+        self.commits += 1
+
+    async def aclose(self) -> None:
+        """Stop the consumer (leave the group); idempotent. Commit before, not after."""
+        self._closed = True
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()

@@ -87,7 +87,10 @@ def test_merge_is_a_stable_sort_by_time_whatever_the_memory_and_chunk_size(
     chunks = list(sorter.merge(chunk))
     sorter.close()
     assert _labels(chunks) == [e[3] for e in expect]
-    assert all(0 < ch.elements <= chunk for ch in chunks)
+    # One grid, whatever the memory (regression: each merge round of spilled runs began a new chunk, so the
+    # engine's batches, and with them a batch-dependent engine's alert lines, changed with --sort-memory-mb).
+    n = len(expect)
+    assert [ch.elements for ch in chunks] == [min(chunk, n - a) for a in range(0, n, chunk)]
     per: dict[int, int] = {}
     for ch in chunks:
         for k, v in ch.per_input().items():
@@ -110,9 +113,11 @@ def test_skip_resumes_the_merged_stream_exactly(
     full.close()
     resumed = RecordSorter(5 * ROW_BYTES, spill)
     _feed(resumed, inputs)
-    got = _labels(list(resumed.merge(chunk, skip=skip)))
+    chunks = list(resumed.merge(chunk, skip=skip))
     resumed.close()
-    assert got == [e[3] for e in expect][skip:]
+    assert _labels(chunks) == [e[3] for e in expect][skip:]
+    left = max(0, len(expect) - skip)  # the grid starts at the resume point
+    assert [ch.elements for ch in chunks] == [min(chunk, left - a) for a in range(0, left, chunk)]
 
 
 def test_a_tiny_budget_spills_many_runs_and_keeps_every_column(tmp_path: Path) -> None:
@@ -145,6 +150,10 @@ def test_a_tiny_budget_spills_many_runs_and_keeps_every_column(tmp_path: Path) -
     assert len(list(tmp_path.iterdir())) == 1  # one private spill directory
     chunks = list(sorter.merge(333))
     sorter.close()
+    # Regression: every merge round of the spilled runs began a new chunk, so the engine's batches changed with
+    # the sort memory and the runs (a grouped file and its time-ordered twin gave different batches).
+    total = n + len(statics)
+    assert [c.elements for c in chunks] == [min(333, total - a) for a in range(0, total, 333)]
     merged = PositionBatch.concat([c.positions for c in chunks])
     order = np.argsort(ts, kind="stable")
     for name in ("ts_s", "lon_deg", "lat_deg", "cog_deg", "kind", "line"):

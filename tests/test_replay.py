@@ -196,9 +196,22 @@ def test_bad_options_exit_2_with_a_reason(sim: SimFiles, tmp_path: Path, capsys:
     assert "--speed" in capsys.readouterr().err
     assert run_cli(["replay", str(tmp_path / "missing.nmea"), "--out", str(tmp_path)]) == 2
     assert "not a readable file" in capsys.readouterr().err
-    # The catalogue's ports use learned percentiles: without --baseline the engine says how to fix it.
-    assert run_cli(["replay", str(sim.feed), "--out", str(tmp_path)]) == 2
-    assert "baseline" in capsys.readouterr().err
+    # A rules file that does not parse names itself.
+    bad_rules = tmp_path / "bad.toml"
+    bad_rules.write_text("[defaults.dwell_exceeded\n")
+    assert run_cli(["replay", str(sim.feed), "--out", str(tmp_path / "c"), "--rules", str(bad_rules)]) == 2
+    assert "bad.toml" in capsys.readouterr().err
+
+
+def test_catalogue_percentiles_without_a_baseline_fall_back_to_numbers(sim: SimFiles, tmp_path: Path) -> None:
+    """The catalogue's ports say max_dwell_min = "p99": without --baseline the replay runs on the numeric defaults."""
+    assert run_cli(["replay", str(sim.feed), "--out", str(tmp_path)]) == 0
+    sources = {
+        orjson.loads(line)["details"].get("threshold_source")
+        for line in (tmp_path / "alerts.jsonl").read_text().splitlines()
+        if orjson.loads(line)["type"] == "dwell_exceeded"
+    }
+    assert not any(s and s.startswith("baseline") for s in sources)
 
 
 def test_replay_refuses_live_sources(tmp_path: Path) -> None:

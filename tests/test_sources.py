@@ -301,9 +301,6 @@ async def _produce(bootstrap: str, topic: str, values: list[bytes | None]) -> No
 
 @pytest.mark.kafka
 async def test_kafka_records_become_lines_and_committed_offsets_follow_the_runner() -> None:
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
-
     with _broker() as broker:  # type: ignore[attr-defined]
         bootstrap = broker.bootstrap
         values: list[bytes | None] = [f"!AIVDM,line{k}\r\n".encode() for k in range(300)]
@@ -316,6 +313,7 @@ async def test_kafka_records_become_lines_and_committed_offsets_follow_the_runne
         plain = open_source(f"kafka://{bootstrap}/ais.raw?group=")
         assert isinstance(plain, KafkaLineSource) and plain.group_id is None
         assert sorted(await _collect(plain, 300)) == want
+        await plain.aclose()
 
         # With a group: the runner's hook commits exactly the lines it declares durable.
         grouped = KafkaLineSource(
@@ -325,37 +323,54 @@ async def test_kafka_records_become_lines_and_committed_offsets_follow_the_runne
             consumer_options={"session_timeout_ms": 6000, "heartbeat_interval_ms": 500, "rebalance_timeout_ms": 2000},
         )
         got: list[bytes] = []
-        per_chunk: list[int] = []
         async for chunk in grouped:
             got.extend(chunk)
-            per_chunk.append(len(got))
             if len(got) >= 300:
-                await grouped.commit_lines(len(got))
                 break
-        assert sorted(got) == want and grouped.commits == 1
-        check = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id="geofence-test", enable_auto_commit=False)
-        await check.start()
-        try:
-            parts = check.partitions_for_topic("ais.raw") or set()
-            if not parts:
-                await check._client.force_metadata_update()
-                parts = check.partitions_for_topic("ais.raw") or set()
-            tps = [TopicPartition("ais.raw", p) for p in sorted(parts)]
-            check.assign(tps)
-            committed = [await check.committed(tp) or 0 for tp in tps]
-        finally:
-            await check.stop()
-        assert sum(committed) == 300  # every record's offset + 1, summed over partitions
+        # After the iteration ended, as the runner's final checkpoint does: the consumer lives until aclose().
+        await asyncio.sleep(0.05)
+        # Exact to the line: the first 150 lines are 150 records, a prefix of each partition's records.
+        await grouped.commit_lines(150)
+        assert await _committed_total(bootstrap, "geofence-test", "ais.raw") == 150
+        await grouped.commit_lines(len(got))
+        await grouped.commit_lines(len(got))  # nothing new: no third commit
+        await grouped.aclose()
+        assert sorted(got) == want and grouped.commits == 2
+        assert await _committed_total(bootstrap, "geofence-test", "ais.raw") == 300
+
+
+async def _committed_total(bootstrap: str, group: str, topic: str) -> int:
+    """The group's committed offsets (each partition's next record) summed over the topic's partitions."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    check = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await check.start()
+    try:
+        parts = check.partitions_for_topic(topic) or set()
+        if not parts:
+            await check._client.force_metadata_update()
+            parts = check.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        check.assign(tps)
+        return sum([await check.committed(tp) or 0 for tp in tps])
+    finally:
+        await check.stop()
 
 
 @pytest.mark.kafka
+@pytest.mark.parametrize("checkpoint_every_s", [0.05, 3600.0], ids=["periodic", "only-at-stop"])
 async def test_kafka_input_through_the_runner_with_state_commits_what_the_checkpoint_covers(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, checkpoint_every_s: float
 ) -> None:
-    """A one-partition topic read by the runner: the same alert lines as the file, offsets committed at checkpoints."""
-    from aiokafka import AIOKafkaConsumer
+    """A one-partition topic read by the runner: the same alert lines as the file, offsets committed at checkpoints.
+
+    Regression (CI: ``None == 1871``): the consumer was stopped when the stop ended the reading, before the
+    final checkpoint, so what only that checkpoint covered was never committed. ``only-at-stop`` makes the
+    final checkpoint the only one; with ``periodic`` a commit could also be lost when a poll's records
+    spanned several micro-batches (commits were per poll, not per line).
+    """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.structs import TopicPartition
 
     from streams.checkpoint import load_checkpoint
     from streams.runner import FileInput, LiveInput, Runner, run
@@ -388,9 +403,10 @@ async def test_kafka_input_through_the_runner_with_state_commits_what_the_checkp
             [JsonlSink(d / "live.jsonl")],
             batch_size=128,
             state_dir=state,
-            checkpoint_every_s=0.05,
+            checkpoint_every_s=checkpoint_every_s,
             stats_every_s=0,
         )
+
         async def stop_when_done() -> None:  # a live source never ends: stop like SIGTERM once all is through
             while runner.lines_delivered < n:
                 await asyncio.sleep(0.02)
@@ -401,14 +417,9 @@ async def test_kafka_input_through_the_runner_with_state_commits_what_the_checkp
         await stopper
         ck = load_checkpoint(state)
         assert ck is not None and ck.inputs[0].lines == n == result.counts.input_lines
-        check = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id="runner", enable_auto_commit=False)
-        await check.start()
-        try:
-            tp = TopicPartition("feed", 0)
-            check.assign([tp])
-            assert await check.committed(tp) == n  # the final checkpoint's lines, no more, no less
-        finally:
-            await check.stop()
+        if checkpoint_every_s > 60:  # the regression's path: the one checkpoint is written after reading stopped
+            assert result.checkpoints_written == 1
+        assert await _committed_total(bootstrap, "runner", "feed") == n  # the final checkpoint's lines, exactly
     live, ref = read_triples(d / "live.jsonl"), read_triples(d / "ref.jsonl")
     assert live and set(live) <= set(ref)  # stopped before the end: no end-of-input timers, otherwise equal
     assert len(set(ref) - set(live)) <= sum(1 for t in ref if t[1] == "closed")
