@@ -35,6 +35,7 @@ __all__ = [
     "T_DWELL",
     "T_FEED",
     "T_GAP",
+    "T_HOLD",
     "T_MININ",
     "T_SUSPECT",
     "Core",
@@ -46,8 +47,9 @@ __all__ = [
 
 NAN = float("nan")
 
-# Timer kinds; the rank is the tie-break between timers due at the same instant.
-T_MININ, T_DWELL, T_CLOSE, T_SUSPECT, T_GAP, T_FEED = range(6)
+# Timer kinds; the rank is the tie-break between timers due at the same instant. T_HOLD (the end of the
+# release hold of a long-pending suspect) comes last so that the ranks stored in older snapshots keep their meaning.
+T_MININ, T_DWELL, T_CLOSE, T_SUSPECT, T_GAP, T_FEED, T_HOLD = range(7)
 
 Timer = tuple[float, int, int, str]
 

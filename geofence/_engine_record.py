@@ -19,7 +19,7 @@ import itertools
 import numpy as np
 import numpy.typing as npt
 
-from geofence._engine_core import T_GAP, T_SUSPECT, Core
+from geofence._engine_core import T_GAP, T_HOLD, T_SUSPECT, Core
 from geofence._engine_gaps import GapRules
 from geofence._engine_motion import MotionRules
 from geofence._engine_time import iso, rnd
@@ -29,14 +29,25 @@ from geofence.alerts import AlertType
 from geofence.positions import SubjectKind
 from geofence.rules.motion import implied_kn, is_jump
 
-__all__ = ["SUSPECT_EXPIRY_MAX_S", "SUSPECT_EXPIRY_S", "SUSPECT_INTERVALS", "RecordPath", "suspect_expiry_s"]
+__all__ = [
+    "SUSPECT_EXPIRY_MAX_S",
+    "SUSPECT_EXPIRY_S",
+    "SUSPECT_HOLD_S",
+    "SUSPECT_INTERVALS",
+    "RecordPath",
+    "suspect_expiry_s",
+]
 
 #: A quarantined position not confirmed within this time is discarded (at least; see :func:`suspect_expiry_s`).
 SUSPECT_EXPIRY_S = 900.0
 #: ... or within this many of the subject's usual reporting intervals, whichever is longer ...
 SUSPECT_INTERVALS = 4.0
-#: ... but never later than this: a pending suspect holds back the release of every alert line.
+#: ... but never later than this.
 SUSPECT_EXPIRY_MAX_S = 7200.0
+#: How long (in watermark time) a pending suspect holds back the release of every subject's alert lines.
+#: A suspect still pending then is decided later all the same, but a confirmation dates its consequences at
+#: the confirming report (their lines up to the horizon are out already), with ``details.report_ts``.
+SUSPECT_HOLD_S = SUSPECT_EXPIRY_S
 
 
 def suspect_expiry_s(ring_ms: list[int]) -> float:
@@ -53,6 +64,7 @@ def suspect_expiry_s(ring_ms: list[int]) -> float:
     k = len(steps)
     median = steps[k // 2] if k % 2 else (steps[k // 2 - 1] + steps[k // 2]) / 2
     return min(max(SUSPECT_EXPIRY_S, SUSPECT_INTERVALS * median), SUSPECT_EXPIRY_MAX_S)
+
 
 _VESSEL = int(SubjectKind.VESSEL)
 
@@ -123,16 +135,20 @@ class RecordPath:
                 if sus is not None:
                     ds, vs = implied_kn(sus[2], sus[3], sus[1], lon, lat, ts)
                     del c.suspects[s]
-                    c.retro.pop(f"j{s}", None)
+                    held = c.retro.pop(f"j{s}", None) is not None
                     if not is_jump(ds, vs, c.jump_min_m, maxkn):
-                        # the suspect is confirmed by this report: apply it, then this one
-                        self.apply(-1, s, sus[0], sus[1], sus[2], sus[3], sus[4], kind, tuple(sus[5]))
+                        # the suspect is confirmed by this report: apply it, then this one. Its consequences are
+                        # dated at the suspect while the release hold keeps that time open, else at this report
+                        # (``details.report_ts`` keeps the suspect's own time)
+                        self.apply(-1, s, sus[0] if held else e, sus[1], sus[2], sus[3], sus[4], kind, tuple(sus[5]))
                         self.apply(row, s, e, ts, lon, lat, sog, kind, raw)
                         return
                 c.suspects[s] = [e, ts, lon, lat, sog, list(raw)]
                 c.retro[f"j{s}"] = e
                 expiry = suspect_expiry_s([int(m) for _x, _y, m in cols.track(s)])
                 c.timers.push(e + expiry, T_SUSPECT, s, repr(expiry))
+                if expiry > SUSPECT_HOLD_S:
+                    c.timers.push(e + SUSPECT_HOLD_S, T_HOLD, s, "")
                 jt = c.cols.get("jump_ts", s)
                 if not (e - jt < c.jump_cool_s):
                     cols.lazy("jump_ts")[s] = e

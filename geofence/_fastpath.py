@@ -268,10 +268,14 @@ class FastPath:
 
     # ------------------------------------------------------------------ classification
     def _sparse_hot(self, ch: Chunk, hot: B) -> None:
-        """Reasons held in dicts and lazy columns: quarantine, candidates, open stops, timers due in the chunk."""
+        """Reasons held in dicts and lazy columns: quarantine, candidates, open stops, timers due in the chunk.
+
+        A geometric stop window (a subject that reported without SOG) is one too: the exact path drops it at
+        the subject's next report with SOG, which the bulk update would skip (the window then survived).
+        """
         c = self.c
         cols = c.cols
-        sparse = [*c.suspects, *c.pin, *c.dwell_wait]
+        sparse = [*c.suspects, *c.pin, *c.dwell_wait, *c.stop_win]
         if sparse:
             g = ch.group_of(sparse)
             hot[g[g >= 0]] = True

@@ -31,10 +31,10 @@ import numpy.typing as npt
 
 from geofence._detectors import DetectorRules
 from geofence._engine_containers import ContainerRules
-from geofence._engine_core import T_CLOSE, T_DWELL, T_FEED, T_GAP, T_MININ, T_SUSPECT, Core, Timer
+from geofence._engine_core import T_CLOSE, T_DWELL, T_FEED, T_GAP, T_HOLD, T_MININ, T_SUSPECT, Core, Timer
 from geofence._engine_gaps import GapRules
 from geofence._engine_motion import MotionRules
-from geofence._engine_record import SUSPECT_EXPIRY_S, RecordPath
+from geofence._engine_record import SUSPECT_EXPIRY_S, SUSPECT_HOLD_S, RecordPath
 from geofence._engine_snapshot import restore_state, snapshot_state
 from geofence._engine_time import iso, isos, remember, rnd, round6
 from geofence._engine_zonebatch import ZoneBatch
@@ -435,6 +435,12 @@ class Engine:
             sus = c.suspects.get(s)
             if sus is not None and sus[0] + (float(key) if key else SUSPECT_EXPIRY_S) == t:
                 del c.suspects[s]
+                c.retro.pop(f"j{s}", None)
+        elif kind == T_HOLD:
+            # a long-pending suspect stops holding back the release; it stays pending (see RecordPath.record)
+            c = self._c
+            sus = c.suspects.get(s)
+            if sus is not None and sus[0] + SUSPECT_HOLD_S == t:
                 c.retro.pop(f"j{s}", None)
 
     def _flush_segments(self, ch: Chunk | None) -> None:
