@@ -172,12 +172,26 @@ class DetectorRules:
                         )
         if self.on["encounter"] and math.isfinite(watermark_s):
             self._encounters(self.encounter.expire(watermark_s), life, version)
-            if len(self.encounter) == 0 or not by_slot:
+            # Forget the slot filter only when the detector holds nothing. It must stay a superset
+            # of the held subjects across every call, including the engine's expire-only call
+            # (``run(None, ...)`` for a batch that releases no chunk): clearing it there dropped
+            # the next non-candidate row of a held vessel (the one that ends its encounter), so
+            # the close depended on where the batches were cut.
+            if len(self.encounter) == 0:
                 self._enc_slots.clear()
 
     def _encounter_rows(
         self, slot: Any, eff: Any, lon: Any, lat: Any, spd: Any, moor: Any, life: Lifecycle, version: str, sid_rows: Any
     ) -> None:
+        """Feed the detector the rows of the slots it may hold, plus this chunk's candidates.
+
+        The filter ``_enc_slots`` is a superset of the slots of the subjects the
+        detector holds. Any superset gives the same detector output: a row of a
+        subject the detector does not hold, and that is no candidate, changes
+        nothing in it. So the filter may lag behind the detector (cleared only when
+        it holds nothing, pruned here for the subjects of this chunk) without the
+        output depending on where the batches were cut.
+        """
         p = self.encounter.params
         with np.errstate(invalid="ignore"):
             cand = np.isfinite(spd) & (spd < p.slow_kn) & ~moor
@@ -192,6 +206,12 @@ class DetectorRules:
         sid = np.array(sid_rows(rows), dtype=object)
         trans = self.encounter.ingest(sid, eff[rows], lon[rows], lat[rows], spd[rows], moor[rows])
         self._encounters(trans, life, version)
+        # prune the slots of this chunk's subjects that the detector no longer holds
+        # (keeps the filter, and its memory, near the held set in a stream that never empties it)
+        _, first = np.unique(slot[rows], return_index=True)
+        for s, x in zip(slot[rows[first]].tolist(), sid[first].tolist(), strict=True):
+            if not self.encounter.holds(str(x)):
+                self._enc_slots.discard(s)
 
     def _has_plan(self, slot: Any, sid_rows: Any) -> Any:
         assert self.plans is not None

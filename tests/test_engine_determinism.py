@@ -14,6 +14,7 @@ from geofence.engine import Engine
 from tests.test_engine_containers import ZS as CONTAINER_ZS
 from tests.test_engine_containers import container_rows
 from tests.test_engine_support import T0, batch, fence, run, zones
+from tests.test_rules_encounter import lying_together_then_separating
 
 ZS = zones(
     fence("port", "port", 0.0, 0.0, 0.02, 0.02, max_dwell_min=20),
@@ -77,6 +78,35 @@ def test_output_does_not_depend_on_batch_size_with_container_rows(
     ref = run(Engine(CZS), rows, 1000)
     assert run(Engine(CZS), rows, 1) == ref
     assert run(Engine(CZS), rows, 7) == ref
+
+
+@st.composite
+def encounters(draw: Any) -> list[dict[str, Any]]:
+    """Two vessels lying together long enough for an encounter, then getting under way at slightly
+    different times (either first), with class-A/class-B reporting rates, in or out of phase."""
+    b_leave_s = float(draw(st.integers(1800, 2700)))  # both leave >= 1200 s after the pair first met
+    return lying_together_then_separating(
+        a_step_s=float(draw(st.sampled_from([10, 30, 60]))),
+        b_step_s=float(draw(st.sampled_from([30, 180]))),
+        b_phase_s=float(draw(st.integers(0, 179))),
+        b_leave_s=b_leave_s,
+        a_leave_s=b_leave_s + draw(st.integers(-120, 120)),
+        gap_m=float(draw(st.integers(10, 95))),
+        drift_kn=draw(st.sampled_from([0.2, 0.6, 0.9])),
+        fast_kn=draw(st.sampled_from([2.5, 6.3])),
+        end_s=b_leave_s + 300.0,
+        a_sog=draw(st.booleans()),
+    )
+
+
+@SETTINGS
+@given(encounters())
+def test_encounter_output_does_not_depend_on_batch_size(rows: list[dict[str, Any]]) -> None:
+    """The encounter open and close lines (time, distance, duration) are the same whatever the cuts."""
+    ref = run(Engine(ZS), rows, 1000)
+    assert "encounter" in {orjson.loads(x)["type"] for x in ref}  # the scenario is an encounter
+    assert run(Engine(ZS), rows, 1) == ref
+    assert run(Engine(ZS), rows, 7) == ref
 
 
 @SETTINGS

@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyproj import Geod
 
+from geofence.engine import Engine
 from geofence.errors import ConfigError
+from geofence.fence import ZoneSet
 from geofence.rules.encounter import (
     EncounterDetector,
     EncounterParams,
@@ -18,6 +21,8 @@ from geofence.rules.encounter import (
     cell_keys,
     expand_cells,
 )
+from geofence.timefmt import iso_utc
+from tests.test_engine_support import T0, run
 
 LON0, LAT0 = 114.30, 30.60  # Wuhan reach
 GEOD = Geod(ellps="WGS84")
@@ -339,3 +344,74 @@ def test_time_aligned_truth_decides(va: float, vb: float, dx: float, dy: float, 
     elif true_d.max() < 70.0:
         assert [x.kind for x in out] == ["start"]
         assert out[0].ts_s <= 1200.0 + 2 * 180.0
+
+
+# -- engine regression: the encounter close must not depend on the micro-batch cuts ------------------------------
+
+
+def lying_together_then_separating(
+    *,
+    a_step_s: float = 30.0,
+    b_step_s: float = 180.0,
+    b_phase_s: float = 25.0,
+    b_leave_s: float = 2884.0,
+    gap_m: float = 70.0,
+    drift_kn: float = 0.6,
+    fast_kn: float = 6.3,
+    end_s: float = 3000.0,
+    a_leave_s: float | None = None,
+    a_sog: bool = True,
+) -> list[dict[str, object]]:
+    """Two vessels drifting north together ``gap_m`` abeam, then under way, ``b`` first.
+
+    ``a`` reports every ``a_step_s`` from 0; ``b`` (class B) every ``b_step_s`` from ``b_phase_s``, then
+    at ``b_leave_s`` when it speeds up to ``fast_kn`` and every 30 s after; ``a`` speeds up at its
+    first report after ``b_leave_s`` unless ``a_leave_s`` says otherwise; ``a_sog=False`` leaves ``a``'s SOG
+    out (the engine derives its speed). Built like the real case that showed the bug (two Nanjing
+    vessels, 30 s and 180 s reports, ``b`` 26 s ahead). Open water, away from every test fence.
+    """
+    a_leave = (math.floor(b_leave_s / a_step_s) + 1) * a_step_s if a_leave_s is None else a_leave_s
+
+    def lat_at(t: float, leave: float) -> float:
+        return 5.0 + (drift_kn * min(t, leave) + fast_kn * max(t - leave, 0.0)) * KN / M_PER_DEG_LAT
+
+    def row(sid: str, t: float, lon: float, leave: float) -> dict[str, object]:
+        return {
+            "sid": sid,
+            "ts": T0 + t,
+            "lon": lon,
+            "lat": lat_at(t, leave),
+            "sog": fast_kn if t >= leave else drift_kn,
+        }
+
+    lon_a = 5.0 + gap_m / (M_PER_DEG_LAT * math.cos(math.radians(5.0)))
+    rows = [row("412000001", t, lon_a, a_leave) for t in np.arange(0.0, end_s, a_step_s).tolist()]
+    if not a_sog:
+        for r in rows:
+            r["sog"] = math.nan
+    b_times = [*np.arange(b_phase_s, b_leave_s, b_step_s).tolist(), *np.arange(b_leave_s, end_s, 30.0).tolist()]
+    rows += [row("413000002", t, 5.0, b_leave_s) for t in b_times]
+    return sorted(rows, key=lambda r: (r["ts"], r["sid"]))  # type: ignore[arg-type,return-value]
+
+
+def test_regression_encounter_close_does_not_depend_on_batch_cuts() -> None:
+    """The engine's slot filter of the encounter detector was cleared by a batch that released no
+    chunk; the next row of a held vessel (``b`` getting under way) then never reached the detector, so
+    with one row per call the pair closed one report later, at ``a``'s speed-up (in the real case
+    02:08:38 at 161.8 m instead of 02:08:12 at 61.7 m)."""
+    rows = lying_together_then_separating()
+    out = {size: run(Engine(ZoneSet.of([])), rows, size) for size in (1, 7, 1000)}
+    assert out[1] == out[1000]
+    assert out[7] == out[1000]
+    enc = [d for d in map(orjson.loads, out[1000]) if d["type"] == "encounter"]
+    assert sorted((d["subject_id"], d["status"]) for d in enc) == [
+        ("412000001", "closed"),
+        ("412000001", "open"),
+        ("413000002", "closed"),
+        ("413000002", "open"),
+    ]
+    # the pair ends at the first report above release_kn, b's, at the distance the two were lying at
+    b_leave = min(float(r["ts"]) for r in rows if r["sid"] == "413000002" and float(r["sog"]) > 2.0)  # type: ignore[arg-type]
+    closed = [d for d in enc if d["status"] == "closed"]
+    assert {d["ts"] for d in closed} == {iso_utc(b_leave)}
+    assert all(d["details"]["distance_m"] < 100.0 for d in closed)

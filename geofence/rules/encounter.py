@@ -414,6 +414,14 @@ class EncounterDetector:
         """Number of vessels held (candidates and pair members)."""
         return len(self._vessels)
 
+    def holds(self, subject_id: str) -> bool:
+        """Whether the vessel is held (a candidate or a pair member), so its next record may matter.
+
+        A record of a vessel that is not held and is no candidate changes nothing
+        here; callers may filter such records out before :meth:`ingest`.
+        """
+        return subject_id in self._vessels
+
     def snapshot(self) -> dict[str, Any]:
         """Return the state as plain data (lists of str, numpy arrays, bools); see :meth:`restore`."""
         ids = sorted(self._vessels)
