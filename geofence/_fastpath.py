@@ -552,6 +552,15 @@ class FastPath:
             rr = rows[m]
             rank = ch.rank[rr]
             prev_row = np.where(rank > 0, ch.order[ch.gstart[ch.gid[rr]] + np.maximum(rank - 1, 0)], -1)
+            # grid cell classes of the two ends (-1: unknown): most moves stay in cells no fence boundary passes
+            # through, and no fence can be crossed there (the crossing test would find no candidate)
+            cls_a = np.where(prev_row >= 0, ch.cls[np.maximum(prev_row, 0)], ch.pre_cls[ch.gid[rr]])
+            cls_b = ch.cls[rr]
+            live = ~c.index.quiet_moves(ch.prev_lon[rr], ch.prev_lat[rr], r.lon[rr], r.lat[rr], cls_a, cls_b)
+            if not live.all():
+                rr, prev_row, cls_a, cls_b = rr[live], prev_row[live], cls_a[live], cls_b[live]
+            if rr.size == 0:
+                return
             seg = np.stack(
                 [
                     r.slot[rr].astype(np.float64),
@@ -563,10 +572,8 @@ class FastPath:
                     r.lat[rr],
                     prev_row.astype(np.float64),  # chunk rows of the two ends (-1: an earlier chunk)
                     rr.astype(np.float64),
-                    np.where(prev_row >= 0, ch.cls[np.maximum(prev_row, 0)], ch.pre_cls[ch.gid[rr]]).astype(
-                        np.float64
-                    ),  # grid cell classes of the two ends (-1: unknown) and their exact-test outcomes
-                    ch.cls[rr].astype(np.float64),
+                    cls_a.astype(np.float64),  # grid cell classes of the two ends and their exact-test outcomes
+                    cls_b.astype(np.float64),
                     np.where(prev_row >= 0, ch.bits[np.maximum(prev_row, 0)], ch.pre_bits[ch.gid[rr]]).astype(
                         np.float64
                     ),

@@ -339,6 +339,30 @@ class FenceIndex:
         iy = np.floor(np.clip((lat - g.y0_deg) * g.inv_cell, -1.0, float(g.nfy))).astype(np.int64) + k
         return ix, iy
 
+    def quiet_moves(
+        self, lon0: FloatArray, lat0: FloatArray, lon1: FloatArray, lat1: FloatArray, cls0: IntArray, cls1: IntArray
+    ) -> npt.NDArray[np.bool_]:
+        """Per move: True when no fence boundary can cross it, so ``zone_cross`` need not look at it.
+
+        That is a move between the same or two side by side grid cells (not over the antimeridian),
+        with both cell classes known (``cls0``/``cls1`` >= 0) and no fence boundary passing through
+        either class's cells: the candidates the engine's crossing test would take for it
+        (:meth:`boundary_fences` of the two classes) are then none. Anything else is False.
+        """
+        ixa, iya = self.cells(lon0, lat0)
+        ixb, iyb = self.cells(lon1, lat1)
+        known = (cls0 >= 0) & (cls1 >= 0)
+        near: npt.NDArray[np.bool_] = (
+            known & (np.abs(ixa - ixb) + np.abs(iya - iyb) <= 1) & ~(np.abs(lon1 - lon0) > 180.0)
+        )
+        blen = self._bnd_len
+        if blen.size == 0:
+            return near
+        out: npt.NDArray[np.bool_] = (
+            near & (blen[np.where(known, cls0, 0)] == 0) & (blen[np.where(known, cls1, 0)] == 0)
+        )
+        return out
+
     def contains_any(self, lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         """Return, per point, whether it is inside (or on) at least one fence."""
         lon, lat = check_coordinates(lon_deg, lat_deg)

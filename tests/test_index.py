@@ -204,3 +204,34 @@ def test_distance_m_is_metric() -> None:
     d = index.distance_m([110.0 + 2 * half, 110.0], [30.0, 30.0], [0, 0])
     assert d[0] == pytest.approx(1000.0, rel=5e-3)
     assert d[1] == pytest.approx(-1000.0, rel=5e-3)
+
+
+def _quiet(index: FenceIndex, lon0: np.ndarray, lat0: np.ndarray, lon1: np.ndarray, lat1: np.ndarray) -> np.ndarray:
+    cls0 = index.cell_class(*index.cells(lon0, lat0))
+    cls1 = index.cell_class(*index.cells(lon1, lat1))
+    return index.quiet_moves(lon0, lat0, lon1, lat1, cls0, cls1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(zones=zone_sets(), seed=st.integers(0, 2**32 - 1), n=st.integers(1, 2000))
+def test_a_quiet_move_crosses_no_fence_boundary(zones: ZoneSet, seed: int, n: int) -> None:
+    """quiet_moves lets zone_cross skip a move: that is only sound when no boundary meets the segment."""
+    rng = np.random.default_rng(seed)
+    lon0 = 110.0 + rng.uniform(-0.15, 0.15, n)
+    lat0 = 30.0 + rng.uniform(-0.15, 0.15, n)
+    step = 10.0 ** rng.uniform(-5, -1.5, n)
+    ang = rng.uniform(0, 2 * math.pi, n)
+    lon1, lat1 = lon0 + step * np.cos(ang), lat0 + step * np.sin(ang)
+    index = FenceIndex(zones)
+    quiet = _quiet(index, lon0, lat0, lon1, lat1)
+    boundaries = shapely.union_all([shapely.boundary(f.geometry) for f in zones.fences])
+    segments = shapely.linestrings(np.stack([np.c_[lon0, lat0], np.c_[lon1, lat1]], axis=1))
+    meets = shapely.intersects(segments, boundaries)
+    assert not (quiet & meets).any()
+
+
+def test_moves_far_from_every_fence_are_quiet_and_a_crossing_is_not() -> None:
+    index = FenceIndex(ZoneSet.of([Fence("a", "a", ZoneKind.PORT, shapely.box(110.0, 30.0, 110.01, 30.01))]))
+    lon0, lat0 = np.array([111.0, 109.999]), np.array([31.0, 30.005])
+    lon1, lat1 = np.array([111.0001, 110.001]), np.array([31.0001, 30.005])
+    assert _quiet(index, lon0, lat0, lon1, lat1).tolist() == [True, False]
