@@ -152,7 +152,8 @@ class _DetectorTap:
     """Stands in for the engine's detector glue and copies out the rows it is fed, in order.
 
     Subject ids are decoded only when the rows are needed (:meth:`drain`'s ``ids``): a
-    moving fleet has no slow vessels, and the engine itself avoids decoding them.
+    moving fleet has no slow vessels, and the engine itself avoids decoding them. The engine
+    feeds an interposed detector through its ``run`` call (every row's id), never ``run_rows``.
     """
 
     def __init__(self, inner: Any) -> None:
@@ -178,26 +179,6 @@ class _DetectorTap:
             ids = np.asarray(sid, dtype=object)
             self.rows.append((lambda: ids, eff, lon, lat, spd, moor))
         self._inner.run(slot, sid, eff, lon, lat, cog, spd, moor, watermark_s, life, version, details)
-
-    def run_rows(
-        self,
-        slot: Any,
-        eff: Any,
-        lon: Any,
-        lat: Any,
-        cog: Any,
-        spd: Any,
-        moor: Any,
-        watermark_s: float,
-        life: Any,
-        version: str,
-        details: Any,
-        sid_of: Callable[[Any], list[str]],
-    ) -> None:
-        if slot is not None and len(slot):
-            slots = np.array(slot, copy=True)
-            self.rows.append((lambda: np.array(sid_of(slots), dtype=object), eff, lon, lat, spd, moor))
-        self._inner.run_rows(slot, eff, lon, lat, cog, spd, moor, watermark_s, life, version, details, sid_of)
 
     def drain(self) -> tuple[Callable[[], npt.NDArray[Any]], _Rows] | None:
         """``(ids, (eff, lon, lat, speed, mooring))`` of everything fed since the last call, or None."""
