@@ -49,32 +49,7 @@ class Sim:
     def __init__(self, tmp: Path) -> None:
         self.zones = zones_mod.load_zones([zones_mod.default_catalogue_path()])
         sim = simulate_mod.simulate(self.zones, simulate_mod.SimConfig(vessels=40, hours=4, seed=SEED))
-        r = sim.reports
-        ves = PositionBatch.from_columns(
-            subject_id=[str(m) for m in r.mmsi.tolist()],
-            ts_s=r.ts.astype(np.float64),
-            lon_deg=r.lon,
-            lat_deg=r.lat,
-            sog_kn=r.sog,
-            cog_deg=r.cog,
-            receiver=r.receiver,
-            source=["sim"] * len(r),
-        )
-        c = sim.containers
-        n = len(c["ts"])
-        con = PositionBatch.from_columns(
-            subject_id=list(c["id"]),
-            ts_s=np.asarray(c["ts"], dtype=np.float64),
-            lon_deg=c["lon"],
-            lat_deg=c["lat"],
-            kind=np.full(n, SubjectKind.CONTAINER, dtype=np.uint8),
-            carrier_id=[str(x) for x in c["carrier"]],
-            event=[1 if e == "release" else 0 for e in c["event"]],
-            event_zone=[z or "" for z in c["zone"]],
-            source=["containers"] * n,
-        )
-        allb = PositionBatch.concat([ves, con])
-        allb = allb.take(np.argsort(allb.ts_s, kind="stable"))
+        allb = simulate_mod.position_batch(sim)
         self.chunks = [allb.take(np.arange(k, min(k + CHUNK, len(allb)))) for k in range(0, len(allb), CHUNK)]
         self.statics = [
             StaticReport(str(v.mmsi), None, name=v.name, ship_type=v.ship_type, length_m=float(v.length_m))

@@ -49,33 +49,7 @@ NOT_WIRED: set[str] = set()
 
 
 def _batches(sim: Any) -> list[PositionBatch]:
-    r = sim.reports
-    ves = PositionBatch.from_columns(
-        subject_id=[str(m) for m in r.mmsi.tolist()],
-        ts_s=r.ts.astype(np.float64),
-        lon_deg=r.lon,
-        lat_deg=r.lat,
-        sog_kn=r.sog,
-        cog_deg=r.cog,
-        receiver=r.receiver,
-        source=["sim"] * len(r),
-    )
-    c = sim.containers
-    n = len(c["ts"])
-    con = PositionBatch.from_columns(
-        subject_id=list(c["id"]),
-        ts_s=np.asarray(c["ts"], dtype=np.float64),
-        lon_deg=c["lon"],
-        lat_deg=c["lat"],
-        kind=np.ones(n, dtype=np.uint8),
-        carrier_id=[str(x) for x in c["carrier"]],
-        event=[1 if e == "release" else 0 for e in c["event"]],
-        event_zone=[z or "" for z in c["zone"]],
-        source=["containers"] * n,
-    )
-    allb = PositionBatch.concat([ves, con])
-    order = np.argsort(allb.ts_s, kind="stable")
-    allb = allb.take(order)
+    allb = simulate_mod.position_batch(sim)
     return [allb.take(np.arange(k, min(k + 20_000, len(allb)))) for k in range(0, len(allb), 20_000)]
 
 

@@ -11,6 +11,7 @@ See ``docs/simulator.md`` for the options and the label and plan formats.
 
 from geofence.decode.iso6346 import is_valid_iso6346, iso6346_check_digit, iso6346_remainder
 from geofence.simulate.anomalies import ANOMALY_TYPES
+from geofence.simulate.batches import position_batch
 from geofence.simulate.encode import container_lines, iso_z, jsonl_lines, label_lines, plan_lines
 from geofence.simulate.nmea import nmea_checksum, nmea_lines, tag_block
 from geofence.simulate.run import DEFAULT_START_S, Reports, SimConfig, Simulation, simulate
@@ -32,6 +33,7 @@ __all__ = [
     "nmea_checksum",
     "nmea_lines",
     "plan_lines",
+    "position_batch",
     "report_interval_s",
     "simulate",
     "tag_block",
