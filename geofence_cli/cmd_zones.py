@@ -22,6 +22,7 @@ import sys
 from typing import Any
 
 from geofence.errors import GeofenceError, ZoneError
+from geofence.fence import ZoneSet
 from geofence_cli.main import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from zones import check_zones, default_catalogue_path, load_zones
 
@@ -86,24 +87,35 @@ def register_check(group: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def run_check(args: argparse.Namespace) -> int:
-    """Handler of ``zones check``: print an OK summary or every problem."""
+def _validated(args: argparse.Namespace, command: str, failed_suffix: str) -> tuple[ZoneSet | None, list[str], int]:
+    """The files named by ``args`` (``--default`` first), checked and loaded: (zone set or None, files, exit code).
+
+    Prints every problem (one per line) and a FAILED line; ``failed_suffix`` says what that means
+    for the command (e.g. that nothing was published).
+    """
     files = [str(default_catalogue_path())] if args.default else []
     files += list(args.files)
     if not files:
-        print("geofence zones check: give at least one FILE (or --default)", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"geofence zones {command}: give at least one FILE (or --default)", file=sys.stderr)
+        return None, files, EXIT_USAGE
     problems = check_zones(files)
     if problems:
         for problem in problems:
             print(problem)
-        print(f"FAILED: {len(problems)} problem(s) in {len(files)} file(s)", file=sys.stderr)
-        return EXIT_INVALID
+        print(f"FAILED: {len(problems)} problem(s) in {len(files)} file(s){failed_suffix}", file=sys.stderr)
+        return None, files, EXIT_INVALID
     try:
-        zone_set = load_zones(files)
+        return load_zones(files), files, EXIT_OK
     except ZoneError as exc:  # e.g. files without any feature
-        print(f"FAILED: {exc}")
-        return EXIT_INVALID
+        print(f"FAILED: {exc}{failed_suffix}")
+        return None, files, EXIT_INVALID
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Handler of ``zones check``: print an OK summary or every problem."""
+    zone_set, files, code = _validated(args, "check", "")
+    if zone_set is None:
+        return code
     kinds = sorted({f.kind.value for f in zone_set.fences})
     print(
         f"OK: {len(zone_set)} fences in {len(files)} file(s), zone version {zone_set.version} "
@@ -142,22 +154,9 @@ def register_publish(group: Any) -> argparse.ArgumentParser:
 
 def run_publish(args: argparse.Namespace) -> int:
     """Handler of ``zones publish``: validate, then publish the zone set; print its version."""
-    files = [str(default_catalogue_path())] if args.default else []
-    files += list(args.files)
-    if not files:
-        print("geofence zones publish: give at least one FILE (or --default)", file=sys.stderr)
-        return EXIT_USAGE
-    problems = check_zones(files)
-    if problems:
-        for problem in problems:
-            print(problem)
-        print(f"FAILED: {len(problems)} problem(s); nothing published", file=sys.stderr)
-        return EXIT_INVALID
-    try:
-        zone_set = load_zones(files)
-    except ZoneError as exc:
-        print(f"FAILED: {exc}; nothing published")
-        return EXIT_INVALID
+    zone_set, _files, code = _validated(args, "publish", "; nothing published")
+    if zone_set is None:
+        return code
     from streams.publish import publish_zones
 
     try:
