@@ -266,9 +266,17 @@ class Core:
 
     # ------------------------------------------------------------------ alert details
     def details(
-        self, s: int, figures: Mapping[str, Any], ts: float | None = None, eff: float | None = None
+        self,
+        s: int,
+        figures: Mapping[str, Any],
+        ts: float | None = None,
+        eff: float | None = None,
+        track: list[list[Any]] | None = None,
     ) -> dict[str, Any]:
-        """Figures, then ``report_ts`` when it differs, the vessel's static data, and the live evidence ring."""
+        """Figures, then ``report_ts`` when it differs, the vessel's static data, and the evidence.
+
+        The evidence is ``track`` when given (the ring as of an earlier record), else the live ring.
+        """
         d = dict(figures)
         if ts is not None and eff is not None and ts != eff:
             d["report_ts"] = iso(ts)
@@ -276,7 +284,7 @@ class Core:
             st = self.statics.get(self.sid(s))
             if st:
                 d["vessel"] = dict(st)
-        d["track"] = self.track_json(s)
+        d["track"] = self.track_json(s) if track is None else track
         return d
 
     def track_json(self, s: int) -> list[list[Any]]:

@@ -487,16 +487,7 @@ class FastPath:
         self, ch: Chunk, row: int, s: int, figures: dict[str, Any], ts: float | None, eff: float | None
     ) -> dict[str, Any]:
         """:meth:`Core.details` with the evidence as of a cold or warm record of the chunk."""
-        c = self.c
-        d = dict(figures)
-        if ts is not None and eff is not None and ts != eff:
-            d["report_ts"] = iso(ts)
-        if c.statics:
-            stat = c.statics.get(c.sid(s))
-            if stat:
-                d["vessel"] = dict(stat)
-        d["track"] = ch.track_row(row)
-        return d
+        return self.c.details(s, figures, ts, eff, track=ch.track_row(row))
 
     # ------------------------------------------------------------------ bookkeeping
     def _bulk(self, ch: Chunk, rows: I64, keep: B) -> None:
