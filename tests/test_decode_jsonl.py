@@ -219,3 +219,46 @@ def test_batch_size_independence_and_string_ids(lines: list[bytes], chunk: int) 
     assert part.statics == whole.statics
     assert all(type(s) is str for s in whole.positions.subject_id)
     assert all(type(s.subject_id) is str for s in whole.statics)
+
+
+_number = st.one_of(st.none(), st.integers(-400, 400), st.floats(-400, 400), st.floats(allow_nan=False))
+_typed_record = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.one_of(st.sampled_from(["413000001", "CSQU3054383", "MSCU1234565", ""]), st.integers(0, 10**9)),
+        "ts": st.one_of(st.just(ISO0), st.integers(T0, T0 + 86400), st.floats(T0, T0 + 86400), st.just("x")),
+        "lon": _number, "lat": _number, "sog": _number, "cog": _number, "heading": _number,
+        "kind": st.sampled_from(["vessel", "container", "boat", None]),
+        "carrier": st.sampled_from(["413000001", "", None]), "event": st.sampled_from(["release", "other", None]),
+        "zone_id": st.sampled_from(["cq-bonded", None]), "receiver": st.sampled_from(["rx-1", None]),
+        "type": st.sampled_from([1, 5, 8, "static", None]), "name": st.sampled_from(["CHANGJIANG 1", None]),
+        "ship_type": st.sampled_from([70, 80.0, None]), "extra": st.just([1, {"a": 2}]),
+    },
+)
+
+
+def _as_tuple(result: DecodeResult) -> tuple[Any, ...]:
+    p = result.positions
+    cols = tuple(getattr(p, f).tolist() for f in ("subject_id", "kind", "event", "carrier_id", "event_zone",
+                                                   "receiver", "line"))
+    nums = tuple(np.nan_to_num(getattr(p, f), nan=-1e9).tolist() for f in ("ts_s", "lon_deg", "lat_deg", "sog_kn",
+                                                                             "cog_deg", "heading_deg"))
+    dead = [(d.line, d.reason, d.detail) for d in result.dead]
+    return cols, nums, dead, result.statics, result.counts.to_dict()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_typed_record.map(orjson.dumps), min_size=1, max_size=30))
+def test_typed_and_dict_readings_agree(lines: list[bytes]) -> None:
+    """A batch msgspec decodes whole (numbers are numbers) and the same lines in a batch that has to take the
+    dict path (a trailing broken line) give the same positions, statics and dead letters, details included."""
+    typed = run(lines)
+    both = run([*lines, b"{broken"])
+    assert both.dead[-1].reason == "unparseable"
+    both.dead.pop()
+    both.counts.dead_letter -= 1
+    both.counts.input_lines -= 1
+    both.counts.dead_letter_reasons["unparseable"] -= 1
+    if not both.counts.dead_letter_reasons["unparseable"]:
+        del both.counts.dead_letter_reasons["unparseable"]
+    assert _as_tuple(typed) == _as_tuple(both)

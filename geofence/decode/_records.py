@@ -72,7 +72,8 @@ class RecordColumns:
     ``lazy(field, rows)`` returns the values of one of :data:`LAZY_FIELDS` for the given row
     indices, or None when the input has no such field. ``text`` marks CSV cells (strings,
     stripped on use; empty means missing); ``maybe_bool`` says a JSON ``true``/``false`` may
-    occur (numeric columns are then type-checked).
+    occur (numeric columns are then type-checked). ``numbers`` holds number fields a decoder has
+    already read as float64 (NaN where missing); a field is in ``values`` or in ``numbers``, not both.
     """
 
     values: dict[str, list[Any]]
@@ -81,6 +82,15 @@ class RecordColumns:
     text: bool
     maybe_bool: bool = True
     lazy: Callable[[str, list[int]], list[Any] | None] = _no_lazy
+    numbers: dict[str, F64] = field(default_factory=dict)
+
+    def floats(self, name: str) -> tuple[F64, Mask, Mask] | None:
+        """Field ``name`` as ``(values, missing, bad)`` float64 columns; None when the input has no such field."""
+        got = self.numbers.get(name)
+        if got is not None:
+            return got, np.isnan(got), np.zeros(got.size, dtype=bool)
+        col = self.values.get(name)
+        return None if col is None else floats(col, self.text, self.maybe_bool)
 
 
 class _Fail:
@@ -213,7 +223,10 @@ def build_records(
 
     def shown(name: str, k: int) -> str:
         col = vals.get(name)
-        return "absent" if col is None else repr(col[k])[:80]
+        if col is None:
+            got = rec.numbers.get(name)
+            return "absent" if got is None else repr(float(got[k]))[:80]
+        return repr(col[k])[:80]
 
     # -- what kind of record each row is
     cls = np.zeros(m, dtype=np.uint8)
@@ -232,8 +245,8 @@ def build_records(
     is_static = cls == TypeClass.STATIC
 
     # -- coordinates first: a record without any, but with static fields, is a static report
-    lon, lon_missing, lon_bad = floats(vals["lon"], text, rec.maybe_bool)
-    lat, lat_missing, lat_bad = floats(vals["lat"], text, rec.maybe_bool)
+    lon, lon_missing, lon_bad = rec.floats("lon") or _absent(m)
+    lat, lat_missing, lat_bad = rec.floats("lat") or _absent(m)
     no_coords = lon_missing & lat_missing & ~is_other & ~is_static
     if no_coords.any():
         for k in _with_static(rec, np.flatnonzero(no_coords).tolist()):
@@ -325,11 +338,15 @@ def build_records(
     return _batch(ctx, rec, ids, ts, lon, lat, kind, event, carrier, zone, pos_rows, n_pos, m), statics
 
 
-def _motion(vals: dict[str, list[Any]], name: str, text: bool, maybe_bool: bool, m: int, upper: float) -> F64:
-    col = vals.get(name)
-    if col is None:
+def _absent(m: int) -> tuple[F64, Mask, Mask]:
+    return np.full(m, np.nan), np.ones(m, dtype=bool), np.zeros(m, dtype=bool)
+
+
+def _motion(rec: RecordColumns, name: str, m: int, upper: float) -> F64:
+    got = rec.floats(name)
+    if got is None:
         return np.full(m, np.nan)
-    out, _, _ = floats(col, text, maybe_bool)
+    out = got[0]
     out[~((out >= 0.0) & (out < upper))] = np.nan  # AIS "not available" (102.3 kn, 360°, 511) and garbage
     return out
 
@@ -351,9 +368,9 @@ def _batch(
 ) -> PositionBatch:
     vals = rec.values
     text = rec.text
-    sog = _motion(vals, "sog", text, rec.maybe_bool, m, 102.3)
-    cog = _motion(vals, "cog", text, rec.maybe_bool, m, 360.0)
-    heading = _motion(vals, "heading", text, rec.maybe_bool, m, 360.0)
+    sog = _motion(rec, "sog", m, 102.3)
+    cog = _motion(rec, "cog", m, 360.0)
+    heading = _motion(rec, "heading", m, 360.0)
     carrier_col = _blank(m) if carrier is None else _obj(carrier)
     zone_col = _blank(m) if zone is None else _obj(zone)
     rx = vals.get("receiver")

@@ -8,10 +8,16 @@ number or ``static``) and static fields ``name``, ``ship_type``, ``callsign``,
 ``imo``, ``destination``, ``eta``, ``length_m``, ``beam_m``. Other key names are
 mapped with ``columns`` (dotted paths reach into nested objects).
 
-Speed: a whole micro-batch is parsed by one ``orjson.loads`` call over
-``[line,line,...]`` and each field becomes a column with one ``map`` over the
-parsed dicts; per-line parsing happens only inside a batch that fails (the batch
-is bisected down to the bad lines, which are dead-lettered). The batch parse is
+Speed: a whole micro-batch is parsed by one call over ``[line,line,...]``. First
+msgspec decodes it into typed records (a struct per line, numeric fields as
+floats, every other field as found), which skips the per-line dict and the
+per-value type checks; a batch with any line that does not fit (not JSON, not an
+object, a number field holding a string or a boolean, a non-finite literal) is
+parsed again by ``orjson.loads`` into dicts, whose values are checked field by
+field. Both readings give the same records for a batch that fits, so the output
+does not depend on which one ran. Each field becomes a column with one ``map``
+over the parsed records; per-line parsing happens only inside a batch that fails
+both (the batch is bisected down to the bad lines, which are dead-lettered). The batch parse is
 accepted only when it yields exactly one object per line; a contrived input in
 which one line's unbalanced brackets are closed by a later line and another
 line holds two objects could still pass that check, and its records would then
@@ -26,10 +32,12 @@ import gc
 import re
 from collections.abc import Mapping, Sequence
 from itertools import repeat
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
+import msgspec
 import numpy as np
+import numpy.typing as npt
 import orjson
 
 from geofence.deadletter import DeadLetter, raw_text
@@ -45,6 +53,30 @@ __all__ = ["JsonlDecoder"]
 _NONFINITE = re.compile(rb"(?<=[:\[,])(\s*)-?(?:NaN|Infinity)(?=\s*[,\]}])")
 _NONFINITE_HINT = (b"NaN", b"Infinity")
 _BISECT_MIN = 8
+_NAN = float("nan")
+#: Fields read as numbers (msgspec ``float``: a JSON integer or float; absent -> NaN, null -> None).
+_FLOAT_FIELDS = frozenset({"lon", "lat", "sog", "cog", "heading"})
+
+
+def _record_decoder(keys: Mapping[str, tuple[str, ...]]) -> msgspec.json.Decoder[Any] | None:
+    """A msgspec decoder of ``[record, ...]`` for flat key mappings; None when a key is a dotted path.
+
+    Number fields are typed ``float | None`` (so strings and booleans fail the batch, which then takes the
+    dict path that checks each value); every other field is ``object`` (decoded as found). Unknown keys are
+    ignored, as the dict path ignores them.
+    """
+    if any(len(path) != 1 for path in keys.values()):
+        return None
+    fields: list[tuple[str, Any, Any]] = [
+        (name, float | None, _NAN) if name in _FLOAT_FIELDS else (name, object, None) for name in keys
+    ]
+    try:
+        record = msgspec.defstruct(
+            "JsonlRecord", fields, rename={name: path[0] for name, path in keys.items()}, gc=False
+        )
+    except (TypeError, ValueError):  # e.g. two fields mapped to one key: the dict path reads those
+        return None
+    return msgspec.json.Decoder(list[record])  # type: ignore[valid-type]
 
 
 _LITERALS = (b"-Infinity", b"Infinity", b"NaN")
@@ -99,6 +131,7 @@ class JsonlDecoder:
         keys.update(check_columns(columns))
         self._keys: dict[str, tuple[str, ...]] = {f: tuple(k.split(".")) if "." in k else (k,) for f, k in keys.items()}
         self._eager = {f: path for f, path in self._keys.items() if f not in LAZY_FIELDS}
+        self._typed = _record_decoder(self._keys)
         self._is_offset = line_is_offset
         self._max_line = int(max_line_bytes)
         self._ctx = RecordContext(source, line_is_offset, TimeParser(time_format, tz))
@@ -127,11 +160,59 @@ class JsonlDecoder:
         n = len(lines)
         if n == 0:
             return DecodeResult.empty()
+        rec = self._typed_columns(lines, first_line)
+        if rec is None:
+            rec = self._dict_columns(lines, first_line, counts, dead)
+            if rec is None:
+                return DecodeResult(positions=PositionBatch.empty(), dead=dead, counts=counts)
+        more: list[DeadLetter] = []
+        batch, statics = build_records(self._ctx, rec, counts, more)
+        if more:
+            dead = sorted(dead + more, key=lambda d: d.line)
+        return DecodeResult(positions=batch, statics=statics, dead=dead, counts=counts)
+
+    def _typed_columns(self, lines: Sequence[bytes], first_line: int) -> RecordColumns | None:
+        """Columns of a batch that msgspec decodes whole into typed records; None when any line does not fit."""
+        if self._typed is None:
+            return None
+        text = b"[" + b",".join(lines) + b"]"
+        n = len(lines)
+        if len(text) > self._max_line and max(map(len, lines)) > self._max_line:
+            return None
+        try:
+            recs: list[Any] = self._typed.decode(text)
+        except (msgspec.DecodeError, ValueError):  # ValidationError included; ValueError: invalid UTF-8
+            return None
+        if len(recs) != n:  # two objects on one line and none on another: the line numbers would be wrong
+            return None
+        cols: dict[str, list[Any]] = {}
+        numbers: dict[str, npt.NDArray[np.float64]] = {}
+        for name in self._eager:
+            if name in _FLOAT_FIELDS:
+                try:  # floats, or NaN where the key is absent; a JSON null (None) takes the list below
+                    numbers[name] = np.fromiter(map(attrgetter(name), recs), dtype=np.float64, count=n)
+                    continue
+                except TypeError:
+                    pass
+            cols[name] = list(map(attrgetter(name), recs))
+
+        def lazy(name: str, rows: list[int]) -> list[Any] | None:
+            get = attrgetter(name)
+            return [get(recs[k]) for k in rows]
+
+        line = np.arange(first_line, first_line + n, dtype=np.int64)
+        return RecordColumns(cols, line, lines, text=False, maybe_bool=False, lazy=lazy, numbers=numbers)
+
+    def _dict_columns(
+        self, lines: Sequence[bytes], first_line: int, counts: Counts, dead: list[DeadLetter]
+    ) -> RecordColumns | None:
+        """Columns of the lines orjson parses into objects (the bad ones dead-lettered); None when none does."""
+        n = len(lines)
         recs: list[dict[str, Any]] = []
         idx: list[int] = []
         self._parse(lines, 0, n, recs, idx, counts, dead, first_line)
         if not recs:
-            return DecodeResult(positions=PositionBatch.empty(), dead=dead, counts=counts)
+            return None
         whole = len(recs) == n
         cols = self._columns(recs)
         line = np.arange(first_line, first_line + n, dtype=np.int64) if whole else first_line + np.asarray(idx)
@@ -142,12 +223,7 @@ class JsonlDecoder:
             path = keys[name]
             return [_dig(recs[k], path) for k in rows]
 
-        rec = RecordColumns(cols, line, raws, text=False, maybe_bool=True, lazy=lazy)
-        more: list[DeadLetter] = []
-        batch, statics = build_records(self._ctx, rec, counts, more)
-        if more:
-            dead = sorted(dead + more, key=lambda d: d.line)
-        return DecodeResult(positions=batch, statics=statics, dead=dead, counts=counts)
+        return RecordColumns(cols, line, raws, text=False, maybe_bool=True, lazy=lazy)
 
     def close(self) -> DecodeResult:
         """End of input: JSONL keeps no partial records, so nothing is left."""
