@@ -524,9 +524,14 @@ class Engine:
         known = (ca >= 0) & (cb >= 0)
         near = known & (dx + dy <= 1)
         diag = known & (dx == 1) & (dy == 1)
+        nf = max(1, len(c.tables.ids))
+        # both ends in cells of one class: that class's boundary fences, each once (no dedupe needed)
+        one = np.flatnonzero(near & (ca == cb))
+        item, fence = c.index.boundary_fences(ca[one])
+        one_s, one_f = one[item], fence
         segs: list[I64] = []
         fens: list[I64] = []
-        sn = np.flatnonzero(near | diag)
+        sn = np.flatnonzero((near & (ca != cb)) | diag)
         for cls in (ca[sn], cb[sn]):
             item, fence = c.index.boundary_fences(cls)
             segs.append(sn[item])
@@ -543,9 +548,8 @@ class Engine:
             s2, f2 = c.index.boundary_candidates(arr[far, 3], arr[far, 4], arr[far, 5], arr[far, 6])
             segs.append(far[s2])
             fens.append(f2)
-        nf = max(1, len(c.tables.ids))
-        key = np.unique(np.concatenate(segs) * nf + np.concatenate(fens))
-        return key // nf, key % nf
+        key = np.unique(np.concatenate(segs) * nf + np.concatenate(fens))  # the other moves may list a fence twice
+        return np.concatenate([one_s, key // nf]), np.concatenate([one_f, key % nf])
 
     def _flush_post(self, ch: Chunk | None, hot_g: npt.NDArray[np.bool_], w: float) -> None:
         """Feed the chunk's vessel rows to the detectors (encounter, approach, route) in processing order."""

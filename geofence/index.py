@@ -310,7 +310,7 @@ class FenceIndex:
         return out
 
     def boundary_fences(self, cls: npt.ArrayLike) -> tuple[IntArray, IntArray]:
-        """(item, fence) for every fence whose boundary passes through the cell of class ``cls[item]``."""
+        """(item, fence) for every fence whose boundary passes through the cell of class ``cls[item]`` (once each)."""
         c = np.asarray(cls, dtype=np.int64)
         if c.size == 0 or self._bnd_fence.size == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
