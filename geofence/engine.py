@@ -43,7 +43,7 @@ from geofence._fastpath import Chunk, FastPath
 from geofence._geo import haversine_m
 from geofence.alerts import Alert, AlertType, Severity, Status
 from geofence.deadletter import DeadLetter
-from geofence.engine_api import EngineOutput, EngineStats
+from geofence.engine_api import EncounterRows, EngineOutput, EngineStats
 from geofence.fence import ZoneSet
 from geofence.index import FenceIndex
 from geofence.lifecycle import new_alert
@@ -137,6 +137,10 @@ class Engine:
         Reorder tolerance; overrides ``[defaults.engine] tolerance_s`` (60 s).
     fast
         Use the vectorised path (False: every record takes the exact per-record path; for tests).
+    encounter_rows
+        Also return the vessel rows the detectors saw (:attr:`EngineOutput.encounter_rows`), for an
+        encounter stage outside the engine (the partitioned faust worker runs the rule that way, with
+        ``encounter`` switched off in ``config``).
     """
 
     def __init__(
@@ -148,8 +152,10 @@ class Engine:
         plans: Plans | None = None,
         tolerance_s: float | None = None,
         fast: bool = True,
+        encounter_rows: bool = False,
     ) -> None:
         c = self._c = Core(zones, config, baseline, plans, tolerance_s, fast)
+        self._enc_rows: list[EncounterRows] | None = [] if encounter_rows else None
         self._zones = ZoneRules(c)
         self._motion = MotionRules(c)
         self._gaps = GapRules(c)
@@ -227,13 +233,23 @@ class Engine:
             )
         self._run(final=False)
         out.alerts = c.life.release(self._horizon())
+        out.encounter_rows = self._drain_rows()
         return out
+
+    def _drain_rows(self) -> EncounterRows | None:
+        rows = self._enc_rows
+        if not rows:
+            return None
+        self._enc_rows = []
+        return EncounterRows.concat(rows)
 
     def finish(self) -> EngineOutput:
         """End of input: process every pending record, fire timers up to the final watermark, flush."""
         c = self._c
         self._run(final=True)
-        return EngineOutput(alerts=c.life.release(c.reorder.watermark, final=True))
+        return EngineOutput(
+            alerts=c.life.release(c.reorder.watermark, final=True), encounter_rows=self._drain_rows()
+        )
 
     def advance_watermark(self, ts_s: float) -> None:
         """Raise the largest event time seen to ``ts_s`` (a partitioned worker learns the input's end).
@@ -312,9 +328,18 @@ class Engine:
         plans: Plans | None = None,
         tolerance_s: float | None = None,
         fast: bool = True,
+        encounter_rows: bool = False,
     ) -> Engine:
         """Rebuild an engine from :meth:`snapshot`; it continues exactly as the uninterrupted one."""
-        eng = cls(zones, config, baseline=baseline, plans=plans, tolerance_s=tolerance_s, fast=fast)
+        eng = cls(
+            zones,
+            config,
+            baseline=baseline,
+            plans=plans,
+            tolerance_s=tolerance_s,
+            fast=fast,
+            encounter_rows=encounter_rows,
+        )
         restore_state(eng, data)
         return eng
 
@@ -571,7 +596,7 @@ class Engine:
         slot = recs.slot[rows]
         details = _RowDetails(self, rows, hot_row, ch)
         args = (recs.eff[rows], recs.lon[rows], recs.lat[rows], recs.cog[rows], speed, ch.moor[rows], w, c.life)
-        if type(det) is DetectorRules:
-            det.run_rows(slot, *args, version, details, recs.sid[rows])
-        else:  # an interposed detector input (streams.faust_app): the legacy call with every row's id
-            det.run(slot, recs.sid[rows], *args, version, details)
+        sid = recs.sid[rows]
+        det.run_rows(slot, *args, version, details, sid)
+        if self._enc_rows is not None and rows.size:
+            self._enc_rows.append(EncounterRows(sid, args[0], args[1], args[2], speed, args[5].astype(bool)))

@@ -4,10 +4,11 @@
 every record of ``geofence.positions``; it is kept apart from faust so that it can be
 tested and benchmarked without a broker (``tests/test_faust_core.py``).
 
-Two things it needs from the engine are not in its public protocol yet; they are
-isolated here in :func:`_tap_detector` (the encounter-detector input) and
-:meth:`RulesEngineFactory.new` (sharing the immutable fence index between the engines
-of one process). ``docs/streams.md``, "Engine hooks", says what should replace them.
+The encounter stage's input comes from the engine's own API (``Engine(...,
+encounter_rows=True)`` and :attr:`EngineOutput.encounter_rows`). One thing it needs
+from the engine is not in its public API yet and is isolated here:
+:meth:`RulesEngineFactory.new` shares the immutable fence index between the engines of
+one process. ``docs/streams.md``, "Engine hooks", says what should replace it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import copy
 import struct
 import time
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,7 +27,7 @@ import orjson
 
 from geofence.alerts import Alert
 from geofence.deadletter import DeadLetter
-from geofence.engine_api import Engine, EngineOutput
+from geofence.engine_api import EncounterRows, Engine, EngineOutput
 from geofence.errors import ConfigError
 from geofence.fence import ZoneSet
 from geofence.positions import PositionBatch
@@ -94,7 +94,10 @@ class RulesEngineFactory:
         if self.external_encounters:
             mapping = copy.deepcopy(mapping)
             mapping.setdefault("defaults", {}).setdefault("encounter", {})["enabled"] = False
-        self._options: dict[str, Any] = {"config": RulesConfig.from_mapping(mapping)}
+        self._options: dict[str, Any] = {
+            "config": RulesConfig.from_mapping(mapping),
+            "encounter_rows": self.external_encounters,
+        }
         if baseline:
             from geofence.baseline import Baseline
 
@@ -142,72 +145,14 @@ class RulesEngineFactory:
         return engine
 
 
-# -- engine hooks (shims until the engine exposes them; docs/streams.md, "Engine hooks") ---------------
+# -- engine hooks (docs/streams.md, "Engine hooks") ----------------------------------------------------
 
 
 _Rows = tuple[npt.NDArray[Any], ...]
 
 
-class _DetectorTap:
-    """Stands in for the engine's detector glue and copies out the rows it is fed, in order.
-
-    Subject ids are decoded only when the rows are needed (:meth:`drain`'s ``ids``): a
-    moving fleet has no slow vessels, and the engine itself avoids decoding them. The engine
-    feeds an interposed detector through its ``run`` call (every row's id), never ``run_rows``.
-    """
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.rows: list[tuple[Callable[[], Any], Any, Any, Any, Any, Any]] = []
-
-    def run(
-        self,
-        slot: Any,
-        sid: Any,
-        eff: Any,
-        lon: Any,
-        lat: Any,
-        cog: Any,
-        spd: Any,
-        moor: Any,
-        watermark_s: float,
-        life: Any,
-        version: str,
-        details: Any,
-    ) -> None:
-        if slot is not None and len(slot):
-            ids = np.asarray(sid, dtype=object)
-            self.rows.append((lambda: ids, eff, lon, lat, spd, moor))
-        self._inner.run(slot, sid, eff, lon, lat, cog, spd, moor, watermark_s, life, version, details)
-
-    def drain(self) -> tuple[Callable[[], npt.NDArray[Any]], _Rows] | None:
-        """``(ids, (eff, lon, lat, speed, mooring))`` of everything fed since the last call, or None."""
-        rows, self.rows = self.rows, []
-        if not rows:
-            return None
-        cols = tuple(np.concatenate([r[k] for r in rows]) for k in range(1, 6))
-
-        def ids() -> npt.NDArray[Any]:
-            return np.concatenate([r[0]() for r in rows]) if len(rows) > 1 else np.asarray(rows[0][0](), dtype=object)
-
-        return ids, cols
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-def _tap_detector(engine: Engine) -> _DetectorTap:
-    """Interpose on the engine's encounter-detector input (engine hook 1)."""
-    inner = getattr(engine, "_det", None)
-    if inner is None or not callable(getattr(inner, "run", None)):
-        raise ConfigError(f"{type(engine).__name__} exposes no detector input; run it without external encounters")
-    tap = _DetectorTap(inner)
-    engine._det = tap  # type: ignore[attr-defined]  # shim: see the module docstring
-    return tap
-
-
 def _advance_watermark(engine: Engine, ts_s: float) -> None:
-    """Raise the engine's event-time maximum to ``ts_s`` before ``finish()`` (engine hook 2).
+    """Raise the engine's event-time maximum to ``ts_s`` before ``finish()``.
 
     A partition's engine only sees its own subjects; the publisher's end-of-stream
     marker carries the largest event time of the whole input, so timers fire up to
@@ -330,7 +275,6 @@ class Step:
 @dataclass(slots=True)
 class _Slot:
     engine: Engine
-    tap: _DetectorTap | None
     offset: int  # last source offset applied to the engine
     last_slow: dict[str, float] = field(default_factory=dict)
     dirty_since: float | None = None  # monotonic time of the first record not in the table
@@ -378,8 +322,7 @@ class PartitionCore:
             engine = self.factory.restore(snap, self.zones)
         else:
             offset, last_slow, engine = -1, {}, self.factory.new(self.zones)
-        tap = _tap_detector(engine) if self.external else None
-        return _Slot(engine, tap, offset, last_slow)
+        return _Slot(engine, offset, last_slow)
 
     def handle(self, partition: int, offset: int, value: bytes) -> Step:
         """Process one record of ``partition`` (call :meth:`open` first)."""
@@ -429,25 +372,24 @@ class PartitionCore:
             )
         step.alerts = out.alerts
         step.dead.extend(out.dead)
-        if slot.tap is not None:
-            step.feed = self._feed(partition, offset, slot, step.final)
+        if self.external:
+            step.feed = self._feed(partition, offset, slot, out.encounter_rows, step.final)
         return step
 
-    def _feed(self, partition: int, offset: int, slot: _Slot, final: bool) -> bytes:
-        assert slot.tap is not None and self.zones is not None
-        drained = slot.tap.drain()
+    def _feed(self, partition: int, offset: int, slot: _Slot, rows: EncounterRows | None, final: bool) -> bytes:
+        """The encounter-stage record of one input record: the rows of slow vessels (and of those still held)."""
+        assert self.zones is not None
         empty = np.empty(0)
         sid: npt.NDArray[Any] = np.empty(0, dtype=object)
         cols: _Rows = (empty, empty, empty, empty, np.zeros(0, dtype=bool))
-        if drained is not None:
-            ids, (eff, lon, lat, spd, moor) = drained
+        if rows is not None:
+            eff, spd, moor = rows.eff_s, rows.speed_kn, rows.mooring
             with np.errstate(invalid="ignore"):
-                any_slow = bool((~moor.astype(bool) & ~(spd > self.release_kn)).any())
+                any_slow = bool((~moor & ~(spd > self.release_kn)).any())
             if any_slow or slot.last_slow:
-                all_ids = ids()
-                mask = feed_mask(all_ids, eff, spd, moor, slot.last_slow, self.hold_s, self.release_kn)
-                sid = all_ids[mask]
-                cols = (eff[mask], lon[mask], lat[mask], spd[mask], moor[mask].astype(bool))
+                mask = feed_mask(rows.subject_id, eff, spd, moor, slot.last_slow, self.hold_s, self.release_kn)
+                sid = rows.subject_id[mask]
+                cols = (eff[mask], rows.lon_deg[mask], rows.lat_deg[mask], spd[mask], moor[mask])
         w = slot.engine.stats().watermark_s
         return wire.encode_feed(
             wire.EncounterFeed(
