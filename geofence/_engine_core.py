@@ -154,7 +154,7 @@ class Core:
         self.fast = fast
         self.zones = zones
         self.tables = ZoneTables(zones, self.config, baseline)
-        self.index = FenceIndex(zones)
+        self.index = FenceIndex.for_zones(zones)
         self.index.prepare_boundary_distances(self.tables.hysteresis_m)
         self.ids = IdMap()
         self.cols = SubjectColumns()

@@ -270,7 +270,7 @@ class Engine:
         old_ids = c.tables.ids
         c.tables = ZoneTables(zones, c.config, c.baseline)
         c.zones = zones
-        c.index = FenceIndex(zones)
+        c.index = FenceIndex.for_zones(zones)
         c.index.prepare_boundary_distances(c.tables.hysteresis_m)
         c.cols.last_cls[: c.cols.n] = -1  # grid classes of the old index mean nothing now
         self._zones.remap(old_ids, {fid: i for i, fid in enumerate(c.tables.ids)})

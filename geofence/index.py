@@ -19,6 +19,7 @@ candidates, never miss one; the exact phase decides. An R-tree (shapely
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import numpy.typing as npt
@@ -95,6 +96,11 @@ def _point_segment_m(
     return out
 
 
+_SHARED: dict[tuple[str, float], FenceIndex] = {}  # FenceIndex.for_zones: insertion order = use order
+_SHARED_MAX = 2
+_SHARED_LOCK = threading.Lock()
+
+
 class FenceIndex:
     """Immutable index answering "which fences contain these points?" for one zone version.
 
@@ -149,6 +155,28 @@ class FenceIndex:
     _bnd_fence: IntArray
     _entry_key: IntArray
     _exact_rank: IntArray
+
+    @classmethod
+    def for_zones(cls, zones: ZoneSet, *, cell_deg: float = DEFAULT_CELL_DEG) -> FenceIndex:
+        """The index of ``zones``, shared: built once per zone version (and cell size), kept for the last two.
+
+        Building takes seconds for a large catalogue; every engine of a process (one per
+        partition in a faust worker, a restored engine, a hot reload back and forth) decides
+        under the same immutable index. ``zones.version`` is a content hash, so equal fences
+        share an index whatever their source.
+        """
+        key = (zones.version, float(cell_deg))
+        with _SHARED_LOCK:
+            got = _SHARED.pop(key, None)
+            if got is not None:
+                _SHARED[key] = got  # most recently used last
+                return got
+        built = cls(zones, cell_deg=cell_deg)  # outside the lock: a second builder only wastes its own time
+        with _SHARED_LOCK:
+            got = _SHARED.setdefault(key, built)
+            while len(_SHARED) > _SHARED_MAX:
+                del _SHARED[next(iter(_SHARED))]
+        return got
 
     def __init__(self, zones: ZoneSet, *, cell_deg: float = DEFAULT_CELL_DEG) -> None:
         geoms: list[BaseGeometry] = [f.geometry for f in zones.fences]

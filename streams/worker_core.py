@@ -5,10 +5,9 @@ every record of ``geofence.positions``; it is kept apart from faust so that it c
 tested and benchmarked without a broker (``tests/test_faust_core.py``).
 
 The encounter stage's input comes from the engine's own API (``Engine(...,
-encounter_rows=True)`` and :attr:`EngineOutput.encounter_rows`). One thing it needs
-from the engine is not in its public API yet and is isolated here:
-:meth:`RulesEngineFactory.new` shares the immutable fence index between the engines of
-one process. ``docs/streams.md``, "Engine hooks", says what should replace it.
+encounter_rows=True)`` and :attr:`EngineOutput.encounter_rows`); the engines of one
+process share their fence index (``FenceIndex.for_zones``). ``docs/streams.md``,
+"Engine hooks", lists what the engine could still expose.
 """
 
 from __future__ import annotations
@@ -104,7 +103,6 @@ class RulesEngineFactory:
             self._options["baseline"] = Baseline.from_dict(orjson.loads(Path(baseline).read_bytes()))
         self._plans_path = plans
         self._plan_lines: list[tuple[int, Any]] | None = None
-        self._templates: dict[str, Any] = {}
 
     def _kwargs(self, zones: ZoneSet) -> dict[str, Any]:
         kwargs = dict(self._options)
@@ -123,18 +121,10 @@ class RulesEngineFactory:
         return kwargs
 
     def new(self, zones: ZoneSet) -> Engine:
-        """A fresh engine: a copy of one template per zone version that shares its immutable fence index.
-
-        Building the fence index takes seconds for the catalogue and a worker holds one
-        engine per partition; the index is immutable per zone version, so copies share it.
-        """
+        """A fresh engine (engines of one zone version share their fence index: ``FenceIndex.for_zones``)."""
         from geofence.engine import Engine as RealEngine
 
-        template = self._templates.get(zones.version)
-        if template is None:
-            template = RealEngine(zones, **self._kwargs(zones))
-            self._templates = {zones.version: template}
-        engine: Engine = copy.deepcopy(template, _fence_indexes(template))
+        engine: Engine = RealEngine(zones, **self._kwargs(zones))
         return engine
 
     def restore(self, data: bytes, zones: ZoneSet) -> Engine:
@@ -162,22 +152,6 @@ def _advance_watermark(engine: Engine, ts_s: float) -> None:
     advance = getattr(engine, "advance_watermark", None)
     if callable(advance):
         advance(ts_s)
-
-
-def _fence_indexes(obj: Any, depth: int = 3) -> dict[int, Any]:
-    """The immutable fence indexes held by ``obj`` (a few attribute levels deep), keyed by id."""
-    from geofence.index import FenceIndex
-
-    found: dict[int, Any] = {}
-    stack = [(obj, depth)]
-    while stack:
-        cur, d = stack.pop()
-        for v in getattr(cur, "__dict__", {}).values():
-            if isinstance(v, FenceIndex):
-                found[id(v)] = v
-            elif d > 0 and type(v).__module__.startswith("geofence"):
-                stack.append((v, d - 1))
-    return found
 
 
 def hold_s(params: EncounterParams | None = None) -> float:

@@ -235,3 +235,28 @@ def test_moves_far_from_every_fence_are_quiet_and_a_crossing_is_not() -> None:
     lon0, lat0 = np.array([111.0, 109.999]), np.array([31.0, 30.005])
     lon1, lat1 = np.array([111.0001, 110.001]), np.array([31.0001, 30.005])
     assert _quiet(index, lon0, lat0, lon1, lat1).tolist() == [True, False]
+
+
+def test_for_zones_shares_one_index_per_zone_version_and_keeps_the_last_two() -> None:
+    """Engines of one process (faust partitions, restores, reloads) decide under one shared index."""
+    from shapely.geometry import box
+
+    from geofence.engine import Engine
+
+    def zs(*names: str) -> ZoneSet:
+        return ZoneSet.of(Fence(n, n, ZoneKind.PORT, box(k, 0.0, k + 0.5, 0.5)) for k, n in enumerate(names))
+
+    a, a_again, b, c = zs("a"), zs("a"), zs("a", "b"), zs("c")
+    assert a.version == a_again.version
+    ia = FenceIndex.for_zones(a)
+    assert FenceIndex.for_zones(a_again) is ia  # same content, same index
+    assert Engine(a)._c.index is ia and Engine(a_again)._c.index is ia
+    ib = FenceIndex.for_zones(b)
+    assert ib is not ia and ib.version == b.version
+    assert FenceIndex.for_zones(a) is ia  # a is the most recently used now; b the older of two
+    FenceIndex.for_zones(c)  # a third version evicts the least recently used (b)
+    assert FenceIndex.for_zones(a) is ia
+    assert FenceIndex.for_zones(b) is not ib
+    eng = Engine(a)
+    eng.set_zones(c)
+    assert eng._c.index is FenceIndex.for_zones(c)
