@@ -18,9 +18,10 @@ import numpy as np
 from geofence._engine_time import iso, rnd
 from geofence.alerts import AlertType
 from geofence.lifecycle import Lifecycle
-from geofence.rules.approach import DEFAULT_HORIZON_S, ApproachChecker
-from geofence.rules.encounter import EncounterDetector, PairTransition
-from geofence.rules.route import DEFAULT_CLOSE_M, DEFAULT_MIN_DURATION_S, DEFAULT_OPEN_M, Plans
+from geofence.rules.approach import ApproachChecker
+from geofence.rules.config import RulesConfig
+from geofence.rules.encounter import EncounterDetector, EncounterParams, PairTransition
+from geofence.rules.route import Plans
 
 __all__ = ["DetectorRules"]
 
@@ -49,10 +50,23 @@ class DetectorRules:
     decoded for those rows only.
     """
 
-    def __init__(self, on: dict[str, bool], plans: Plans | None) -> None:
+    def __init__(
+        self,
+        on: dict[str, bool],
+        plans: Plans | None,
+        config: RulesConfig | None = None,
+        encounter: EncounterParams | None = None,
+    ) -> None:
+        """``config`` gives the thresholds (built-in defaults when None); ``encounter`` overrides its encounter ones."""
+        cfg = config or RulesConfig.default()
         self.on = on
         self.plans = plans
-        self.encounter = EncounterDetector()
+        self.encounter = EncounterDetector(encounter or cfg.encounter_params())
+        self._horizon_s = float(cfg.get("approach_warning", "horizon_s"))
+        self._approach_min_kn = float(cfg.get("approach_warning", "min_speed_kn"))
+        self._route_open_m = float(cfg.get("route_deviation", "open_m"))
+        self._route_close_m = float(cfg.get("route_deviation", "close_m"))
+        self._route_min_s = float(cfg.get("route_deviation", "min_duration_s"))
         self.approach: ApproachChecker | None = None
         self.approach_open: dict[str, str] = {}  # subject -> restricted fence id of the open warning
         self.route_cand: dict[str, float] = {}  # subject -> start of the deviation candidate
@@ -62,7 +76,8 @@ class DetectorRules:
 
     def set_zones(self, zones: Any) -> None:
         """Rebuild the zone-dependent checker."""
-        self.approach = ApproachChecker.from_zones(zones) if self.on["approach_warning"] else None
+        on = self.on["approach_warning"]
+        self.approach = ApproachChecker.from_zones(zones, min_speed_kn=self._approach_min_kn) if on else None
 
     def run(
         self,
@@ -143,7 +158,7 @@ class DetectorRules:
                 moving = np.flatnonzero(np.isfinite(cog) & (spd > 0)) if not self._open_slots else None
                 rows = np.arange(len(slot)) if moving is None else moving
                 if rows.size:
-                    fidx, tte = self.approach.check(lon[rows], lat[rows], cog[rows], spd[rows], DEFAULT_HORIZON_S)
+                    fidx, tte = self.approach.check(lon[rows], lat[rows], cog[rows], spd[rows], self._horizon_s)
                     # rows of subjects with an open warning, or projecting into restricted water in this chunk
                     watch = self._open_slots | set(slot[rows[fidx >= 0]].tolist())
                     act = np.fromiter((x in watch for x in slot[rows].tolist()), bool, rows.size)
@@ -330,9 +345,9 @@ class DetectorRules:
         details: Any,
     ) -> None:
         oa = life.get(AlertType.ROUTE_DEVIATION, sid)
-        if not dev > DEFAULT_OPEN_M:
+        if not dev > self._route_open_m:
             self.route_cand.pop(sid, None)
-            if oa is not None and (dev != dev or dev <= DEFAULT_CLOSE_M):
+            if oa is not None and (dev != dev or dev <= self._route_close_m):
                 life.close(
                     oa,
                     e,
@@ -342,7 +357,7 @@ class DetectorRules:
                 )
             return
         start = self.route_cand.setdefault(sid, e)
-        if oa is None and e - start >= DEFAULT_MIN_DURATION_S:
+        if oa is None and e - start >= self._route_min_s:
             life.open_(
                 AlertType.ROUTE_DEVIATION,
                 "warning",

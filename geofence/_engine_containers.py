@@ -50,7 +50,7 @@ class ContainerRules:
 
     def __init__(self, core: Core) -> None:
         self.c = core
-        self.sep = SeparationDetector()
+        self.sep = SeparationDetector(core.config.separation_params())
         self.ledger = ReleaseLedger.for_zones(core.zones)
         # record sequence number -> (carrier id, event, event zone) of container records not processed yet
         self.aux: dict[int, tuple[str, int, str]] = {}

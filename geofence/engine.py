@@ -162,7 +162,7 @@ class Engine:
         self._rec = RecordPath(c, self._zones, self._motion, self._gaps)
         self._zb = ZoneBatch(c, self._zones)
         self._fast = FastPath(c, self._zb, self._motion)
-        self._det = DetectorRules(c.on, plans)
+        self._det = DetectorRules(c.on, plans, c.config)
         self._det.set_zones(zones)
         self._cont = ContainerRules(c)
         self._zones.container_exit = self._cont.zone_exit

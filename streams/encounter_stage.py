@@ -22,6 +22,7 @@ import numpy.typing as npt
 from geofence._detectors import DetectorRules
 from geofence.alerts import Alert
 from geofence.lifecycle import Lifecycle, OpenAlert, alert_from_json, alert_to_json
+from geofence.rules.encounter import EncounterParams
 from streams import wire
 
 __all__ = ["EncounterStage"]
@@ -45,8 +46,10 @@ class EncounterStage:
     subject stage sends identical records again.
     """
 
-    def __init__(self) -> None:
-        self._rules = DetectorRules({"encounter": True, "approach_warning": False, "route_deviation": False}, None)
+    def __init__(self, params: EncounterParams | None = None) -> None:
+        """``params``: the encounter thresholds of the rules in force (built-in defaults when None)."""
+        on = {"encounter": True, "approach_warning": False, "route_deviation": False}
+        self._rules = DetectorRules(on, None, encounter=params)
         self._life = Lifecycle()
         self.offset = -1  # last feed-topic offset applied
         self.partitions = 0
@@ -158,12 +161,12 @@ class EncounterStage:
         return json.dumps(doc).encode("utf-8")
 
     @classmethod
-    def restore(cls, data: bytes) -> EncounterStage:
-        """Inverse of :meth:`snapshot`."""
+    def restore(cls, data: bytes, params: EncounterParams | None = None) -> EncounterStage:
+        """Inverse of :meth:`snapshot` (``params`` as for the constructor)."""
         doc = json.loads(data)
         if doc.get("v") != 1:
             raise wire.WireError(f"encounter state version {doc.get('v')!r} is not 1")
-        st = cls()
+        st = cls(params)
         st.offset = int(doc["offset"])
         st.partitions = int(doc["partitions"])
         st.watermarks = {int(k): float(v) for k, v in doc["watermarks"].items()}

@@ -441,7 +441,8 @@ def build_app(cfg: WorkerConfig, factory: EngineFactory, fallback_zones: Callabl
                 st = stage.get("s")
                 if st is None:
                     stored = enc_state.get(b"stage")
-                    st = stage["s"] = EncounterStage() if not stored else EncounterStage.restore(stored)
+                    params = core.encounter_params
+                    st = stage["s"] = EncounterStage(params) if not stored else EncounterStage.restore(stored, params)
                     if stored:
                         _say(f"encounter stage: state restored at offset {st.offset}")
                 if await replay_gap(msg, st.offset + 1):

@@ -89,7 +89,9 @@ class RulesEngineFactory:
                 mapping = orjson.loads(text) if rules.endswith(".json") else tomllib.loads(text)
             except (orjson.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"rules file {rules}: {exc}") from None
-        self.external_encounters = external_encounters and RulesConfig.from_mapping(mapping).enabled("encounter")
+        given = RulesConfig.from_mapping(mapping)
+        self.external_encounters = external_encounters and given.enabled("encounter")
+        self.encounter_params = given.encounter_params()
         if self.external_encounters:
             mapping = copy.deepcopy(mapping)
             mapping.setdefault("defaults", {}).setdefault("encounter", {})["enabled"] = False
@@ -265,8 +267,10 @@ class PartitionCore:
         self.partitions = partitions
         self.source = source
         self.external = bool(getattr(factory, "external_encounters", False))
-        self.release_kn = EncounterParams().release_kn
-        self.hold_s = hold_s()
+        #: the encounter thresholds of the factory's rules (the stage and the feed filter use them)
+        self.encounter_params: EncounterParams = getattr(factory, "encounter_params", None) or EncounterParams()
+        self.release_kn = self.encounter_params.release_kn
+        self.hold_s = hold_s(self.encounter_params)
         self.zones: ZoneSet | None = None
         self.slots: dict[int, _Slot] = {}
         self.positions = 0

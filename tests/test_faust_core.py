@@ -420,3 +420,17 @@ def test_a_record_that_is_not_a_wire_record_becomes_a_dead_letter(sim: Sim) -> N
     assert [(d.reason, d.line, d.is_offset) for d in step.dead] == [("unparseable", 41, True)]
     assert "geofence.positions/1" in step.dead[0].source and not step.alerts
     assert core.handle(1, 41, b"again").skipped  # an offset already applied is skipped
+
+
+def test_the_rules_files_encounter_thresholds_reach_the_feed_filter_and_the_stage(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[defaults.encounter]\ndistance_m = 250\nslow_kn = 1.5\nrelease_kn = 3.0\nmax_stale_s = 900\n")
+    factory = RulesEngineFactory(str(rules))
+    core = PartitionCore(factory, 2)
+    p = core.encounter_params
+    assert (p.distance_m, p.slow_kn, p.release_kn, p.max_stale_s) == (250.0, 1.5, 3.0, 900.0)
+    assert core.release_kn == 3.0 and core.hold_s == hold_s(p) != hold_s()
+    stage = EncounterStage(p)
+    again = EncounterStage.restore(stage.snapshot(), p)
+    assert again._rules.encounter.params == stage._rules.encounter.params == p
+    assert EncounterStage()._rules.encounter.params == EncounterParams()

@@ -67,3 +67,44 @@ def test_a_rule_can_be_switched_off() -> None:
 def test_negative_tolerance_is_rejected() -> None:
     with pytest.raises(ConfigError, match="tolerance_s"):
         Engine(zones(), tolerance_s=-1)
+
+
+def test_detector_thresholds_come_from_the_rules_file_and_are_checked_together() -> None:
+    from geofence.rules import approach, containers, encounter, route
+
+    default = RulesConfig.default()
+    assert default.encounter_params() == encounter.EncounterParams()
+    assert default.separation_params() == containers.SeparationParams()
+    assert default.get("approach_warning", "horizon_s") == approach.DEFAULT_HORIZON_S
+    assert default.get("route_deviation", "open_m") == route.DEFAULT_OPEN_M
+    cfg = RulesConfig.from_toml(
+        "[defaults.encounter]\ndistance_m = 250\nmin_duration_s = 600\n"
+        "[defaults.container_separation]\nseparation_threshold_m = 2000\n"
+        "[defaults.approach_warning]\nhorizon_s = 1200\n"
+    )
+    assert cfg.encounter_params().distance_m == 250.0 and cfg.encounter_params().min_duration_s == 600.0
+    assert cfg.separation_params().separation_threshold_m == 2000.0
+    assert cfg.get("approach_warning", "horizon_s") == 1200.0
+    with pytest.raises(ConfigError, match=r"rules: encounter: release_kn = 2\.0 is below slow_kn = 3\.0"):
+        RulesConfig.from_toml("[defaults.encounter]\nslow_kn = 3.0\n")
+    with pytest.raises(ConfigError, match=r"unknown key defaults\.encounter\.radius_m"):
+        RulesConfig.from_toml("[defaults.encounter]\nradius_m = 3.0\n")
+
+
+def _pair_lying_apart(gap_m: float, minutes: int = 40) -> list[dict[str, object]]:
+    """Two vessels at 0.2 kn in a fairway, ``gap_m`` apart, reporting every 30 s."""
+    from tests.test_engine_support import M_PER_DEG
+
+    pts = [(0.05, 0.01)] * (minutes * 2)
+    other = [(0.05 + gap_m / M_PER_DEG, 0.01)] * (minutes * 2)
+    rows = track("413000001", T0, 30.0, pts, sog=0.2) + track("413000002", T0 + 5, 30.0, other, sog=0.2)
+    return sorted(rows, key=lambda r: r["ts"])  # type: ignore[arg-type,return-value]
+
+
+def test_the_encounter_distance_of_the_rules_file_decides() -> None:
+    zs = zones(fence("fw", "fairway", -0.05, -0.01, 0.2, 0.03, stop_allowed=True))
+    rows = _pair_lying_apart(150.0)
+    assert ("encounter", "open") not in types(run(Engine(zs), rows))  # 150 m > the 100 m default
+    wide = RulesConfig.from_toml("[defaults.encounter]\ndistance_m = 200\nmin_duration_s = 600\n")
+    got = types(run(Engine(zs, wide), rows))
+    assert got.count(("encounter", "open")) == 2  # one alert per vessel

@@ -21,6 +21,10 @@ from typing import Any
 
 from geofence.errors import ConfigError
 from geofence.fence import Fence, ZoneKind
+from geofence.rules import approach as _approach
+from geofence.rules import containers as _containers
+from geofence.rules import encounter as _encounter
+from geofence.rules import route as _route
 
 __all__ = ["DEFAULTS", "KIND_DEFAULTS", "KIND_PARAMS", "RulesConfig"]
 
@@ -67,10 +71,31 @@ DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
         "min_subjects": (2.0, _NUM),
     },
     "speed": {"window_s": (60.0, _NUM)},
-    "encounter": {"enabled": (True, _BOOL)},
-    "approach_warning": {"enabled": (True, _BOOL)},
-    "route_deviation": {"enabled": (True, _BOOL)},
-    "container_separation": {"enabled": (True, _BOOL)},
+    "encounter": {
+        "enabled": (True, _BOOL),
+        "distance_m": (_encounter.DEFAULT_DISTANCE_M, _NUM),
+        "slow_kn": (_encounter.DEFAULT_SLOW_KN, _NUM),
+        "min_duration_s": (_encounter.DEFAULT_MIN_DURATION_S, _NUM),
+        "release_kn": (_encounter.DEFAULT_RELEASE_KN, _NUM),
+        "max_stale_s": (_encounter.DEFAULT_MAX_STALE_S, _NUM),
+        "max_lag_s": (_encounter.DEFAULT_MAX_LAG_S, _NUM),
+    },
+    "approach_warning": {
+        "enabled": (True, _BOOL),
+        "horizon_s": (_approach.DEFAULT_HORIZON_S, _NUM),
+        "min_speed_kn": (_approach.DEFAULT_MIN_SPEED_KN, _NUM),
+    },
+    "route_deviation": {
+        "enabled": (True, _BOOL),
+        "open_m": (_route.DEFAULT_OPEN_M, _NUM),
+        "close_m": (_route.DEFAULT_CLOSE_M, _NUM),
+        "min_duration_s": (_route.DEFAULT_MIN_DURATION_S, _NUM),
+    },
+    "container_separation": {
+        "enabled": (True, _BOOL),
+        "separation_threshold_m": (_containers.DEFAULT_SEPARATION_M, _NUM),
+        "min_duration_s": (_containers.DEFAULT_MIN_DURATION_S, _NUM),
+    },
     "container_zone_exit": {"enabled": (True, _BOOL)},
 }
 
@@ -235,7 +260,32 @@ class RulesConfig:
                     )
                 kinds.setdefault(kind, {})[key] = _check(f"kinds.{kind_name}.{key}", value, KIND_PARAMS[key])
                 from_file.add(f"kinds.{kind.value}.{key}")
-        return cls(defaults=defaults, kinds=kinds, by_ship_type=by_ship, file_keys=frozenset(from_file))
+        out = cls(defaults=defaults, kinds=kinds, by_ship_type=by_ship, file_keys=frozenset(from_file))
+        try:  # thresholds that must agree with each other (e.g. encounter release_kn >= slow_kn)
+            out.encounter_params()
+            out.separation_params()
+        except ConfigError as exc:
+            raise ConfigError(f"rules: {exc}") from None
+        return out
+
+    def encounter_params(self) -> _encounter.EncounterParams:
+        """The ``encounter`` thresholds of this configuration (validated together: ``release_kn >= slow_kn``)."""
+        d = self.defaults["encounter"]
+        return _encounter.EncounterParams(
+            distance_m=d["distance_m"],
+            slow_kn=d["slow_kn"],
+            min_duration_s=d["min_duration_s"],
+            release_kn=d["release_kn"],
+            max_stale_s=d["max_stale_s"],
+            max_lag_s=d["max_lag_s"],
+        )
+
+    def separation_params(self) -> _containers.SeparationParams:
+        """The ``container_separation`` thresholds of this configuration."""
+        d = self.defaults["container_separation"]
+        return _containers.SeparationParams(
+            separation_threshold_m=d["separation_threshold_m"], min_duration_s=d["min_duration_s"]
+        )
 
     def enabled(self, rule: str) -> bool:
         """Whether ``rule`` is switched on."""
