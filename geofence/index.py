@@ -163,7 +163,9 @@ class FenceIndex:
         Building takes seconds for a large catalogue; every engine of a process (one per
         partition in a faust worker, a restored engine, a hot reload back and forth) decides
         under the same immutable index. ``zones.version`` is a content hash, so equal fences
-        share an index whatever their source.
+        share an index whatever their source. Engines in several threads may query it at once:
+        queries only read, and GEOS >= 3.12 (shapely 2.x wheels bundle 3.14) makes the lazy
+        internals of prepared geometries thread-safe.
         """
         key = (zones.version, float(cell_deg))
         with _SHARED_LOCK:
