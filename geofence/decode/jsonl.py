@@ -58,12 +58,36 @@ _NAN = float("nan")
 _FLOAT_FIELDS = frozenset({"lon", "lat", "sog", "cog", "heading"})
 
 
+_INT_LO, _INT_HI = -(1 << 63), (1 << 64) - 1  # orjson keeps integers in this range; it reads larger ones as floats
+
+
+def _as_orjson(value: Any) -> Any:
+    """``value`` as orjson would have read it: integers beyond 64 bits become floats (msgspec keeps them exact)."""
+    t = type(value)
+    if t is int:
+        return value if _INT_LO <= value <= _INT_HI else float(value)
+    if t is list:
+        return [_as_orjson(v) for v in value]
+    if t is dict:
+        return {k: _as_orjson(v) for k, v in value.items()}
+    return value
+
+
+def _orjson_column(values: list[Any]) -> list[Any]:
+    """:func:`_as_orjson` of a column, touching it only when it holds integers or nested values."""
+    kinds = set(map(type, values))
+    if not kinds & {int, list, dict}:
+        return values
+    return [_as_orjson(v) for v in values]
+
+
 def _record_decoder(keys: Mapping[str, tuple[str, ...]]) -> msgspec.json.Decoder[Any] | None:
     """A msgspec decoder of ``[record, ...]`` for flat key mappings; None when a key is a dotted path.
 
     Number fields are typed ``float | None`` (so strings and booleans fail the batch, which then takes the
-    dict path that checks each value); every other field is ``object`` (decoded as found). Unknown keys are
-    ignored, as the dict path ignores them.
+    dict path that checks each value); every other field is ``object`` (decoded as found, then integers beyond
+    64 bits made floats as orjson reads them: :func:`_orjson_column`). Unknown keys are ignored, as the dict
+    path ignores them.
     """
     if any(len(path) != 1 for path in keys.values()):
         return None
@@ -194,11 +218,11 @@ class JsonlDecoder:
                     continue
                 except TypeError:
                     pass
-            cols[name] = list(map(attrgetter(name), recs))
+            cols[name] = _orjson_column(list(map(attrgetter(name), recs)))
 
         def lazy(name: str, rows: list[int]) -> list[Any] | None:
             get = attrgetter(name)
-            return [get(recs[k]) for k in rows]
+            return _orjson_column([get(recs[k]) for k in rows])
 
         line = np.arange(first_line, first_line + n, dtype=np.int64)
         return RecordColumns(cols, line, lines, text=False, maybe_bool=False, lazy=lazy, numbers=numbers)
