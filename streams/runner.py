@@ -1088,6 +1088,7 @@ class DefaultEngineFactory:
     def __init__(self, rules: str | None, baseline: str | None, plans: str | None) -> None:
         self._options: dict[str, Any] = {}
         self._plans_path = plans
+        self._plan_lines: list[tuple[int, Any]] | None = None  # read once: every engine gets the same plans
         if rules:
             from geofence.rules.config import RulesConfig
 
@@ -1112,15 +1113,18 @@ class DefaultEngineFactory:
         if self._plans_path:
             from geofence.rules.route import parse_plans
 
-            records: list[tuple[int, Any]] = []
-            for n, line in enumerate(Path(self._plans_path).read_bytes().splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    records.append((n, orjson.loads(line)))
-                except orjson.JSONDecodeError as exc:
-                    raise ConfigError(f"{self._plans_path}:{n}: not a JSON object ({exc}); one plan per line") from None
-            kwargs["plans"] = parse_plans(records, zones, source=self._plans_path)
+            if self._plan_lines is None:
+                records: list[tuple[int, Any]] = []
+                for n, line in enumerate(Path(self._plans_path).read_bytes().splitlines(), start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        records.append((n, orjson.loads(line)))
+                    except orjson.JSONDecodeError as exc:
+                        msg = f"{self._plans_path}:{n}: not a JSON object ({exc}); one plan per line"
+                        raise ConfigError(msg) from None
+                self._plan_lines = records
+            kwargs["plans"] = parse_plans(self._plan_lines, zones, source=self._plans_path)
         return kwargs
 
     def new(self, zones: ZoneSet) -> Engine:

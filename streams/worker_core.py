@@ -12,12 +12,9 @@ process share their fence index (``FenceIndex.for_zones``). ``docs/streams.md``,
 
 from __future__ import annotations
 
-import copy
 import struct
 import time
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,8 +27,10 @@ from geofence.engine_api import EncounterRows, Engine, EngineOutput
 from geofence.errors import ConfigError
 from geofence.fence import ZoneSet
 from geofence.positions import PositionBatch
+from geofence.rules.config import RulesConfig
 from geofence.rules.encounter import EncounterParams
 from streams import wire
+from streams.runner import DefaultEngineFactory
 
 __all__ = [
     "EngineFactory",
@@ -64,12 +63,14 @@ class EngineFactory(Protocol):
         ...
 
 
-class RulesEngineFactory:
+class RulesEngineFactory(DefaultEngineFactory):
     """The real engine with the CLI's ``--rules``, ``--baseline`` and ``--plans`` (as ``geofence run``).
 
     With ``external_encounters`` (default) and the encounter rule enabled in the rules,
-    the per-partition engines run with ``encounter`` switched off and the worker's
-    encounter stage raises those alerts, so pairs across partitions are found.
+    the per-partition engines run with ``encounter`` switched off and hand out the rows
+    their detectors saw (``encounter_rows``); the worker's encounter stage raises those
+    alerts with the same thresholds (:attr:`encounter_params`), so pairs across partitions
+    are found.
     """
 
     def __init__(
@@ -80,61 +81,13 @@ class RulesEngineFactory:
         *,
         external_encounters: bool = True,
     ) -> None:
-        from geofence.rules.config import RulesConfig
-
-        mapping: dict[str, Any] = {}
-        if rules:
-            text = Path(rules).read_text(encoding="utf-8")
-            try:
-                mapping = orjson.loads(text) if rules.endswith(".json") else tomllib.loads(text)
-            except (orjson.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-                raise ConfigError(f"rules file {rules}: {exc}") from None
-        given = RulesConfig.from_mapping(mapping)
+        super().__init__(rules, baseline, plans)
+        given: RulesConfig = self._options.get("config") or RulesConfig.default()
         self.external_encounters = external_encounters and given.enabled("encounter")
         self.encounter_params = given.encounter_params()
         if self.external_encounters:
-            mapping = copy.deepcopy(mapping)
-            mapping.setdefault("defaults", {}).setdefault("encounter", {})["enabled"] = False
-        self._options: dict[str, Any] = {
-            "config": RulesConfig.from_mapping(mapping),
-            "encounter_rows": self.external_encounters,
-        }
-        if baseline:
-            from geofence.baseline import Baseline
-
-            self._options["baseline"] = Baseline.from_dict(orjson.loads(Path(baseline).read_bytes()))
-        self._plans_path = plans
-        self._plan_lines: list[tuple[int, Any]] | None = None
-
-    def _kwargs(self, zones: ZoneSet) -> dict[str, Any]:
-        kwargs = dict(self._options)
-        if self._plans_path:
-            from geofence.rules.route import parse_plans
-
-            if self._plan_lines is None:
-                self._plan_lines = []
-                for n, line in enumerate(Path(self._plans_path).read_bytes().splitlines(), start=1):
-                    if line.strip():
-                        try:
-                            self._plan_lines.append((n, orjson.loads(line)))
-                        except orjson.JSONDecodeError as exc:
-                            raise ConfigError(f"{self._plans_path}:{n}: not a JSON object ({exc})") from None
-            kwargs["plans"] = parse_plans(self._plan_lines, zones, source=self._plans_path)
-        return kwargs
-
-    def new(self, zones: ZoneSet) -> Engine:
-        """A fresh engine (engines of one zone version share their fence index: ``FenceIndex.for_zones``)."""
-        from geofence.engine import Engine as RealEngine
-
-        engine: Engine = RealEngine(zones, **self._kwargs(zones))
-        return engine
-
-    def restore(self, data: bytes, zones: ZoneSet) -> Engine:
-        """An engine restored from a table snapshot."""
-        from geofence.engine import Engine as RealEngine
-
-        engine: Engine = RealEngine.restore(data, zones=zones, **self._kwargs(zones))
-        return engine
+            self._options["config"] = given.with_rule_off("encounter")
+        self._options["encounter_rows"] = self.external_encounters
 
 
 # -- engine hooks (docs/streams.md, "Engine hooks") ----------------------------------------------------

@@ -108,3 +108,12 @@ def test_the_encounter_distance_of_the_rules_file_decides() -> None:
     wide = RulesConfig.from_toml("[defaults.encounter]\ndistance_m = 200\nmin_duration_s = 600\n")
     got = types(run(Engine(zs, wide), rows))
     assert got.count(("encounter", "open")) == 2  # one alert per vessel
+
+
+def test_with_rule_off_switches_one_rule_and_keeps_the_rest() -> None:
+    cfg = RulesConfig.from_toml("[defaults.encounter]\ndistance_m = 250\n[defaults.ais_gap]\nthreshold_s = 900\n")
+    off = cfg.with_rule_off("encounter")
+    assert cfg.enabled("encounter") and not off.enabled("encounter")
+    assert off.encounter_params() == cfg.encounter_params() and off.get("ais_gap", "threshold_s") == 900.0
+    with pytest.raises(ConfigError, match="unknown rule 'encounters'"):
+        cfg.with_rule_off("encounters")

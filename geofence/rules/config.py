@@ -14,6 +14,7 @@ mapping.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -267,6 +268,13 @@ class RulesConfig:
         except ConfigError as exc:
             raise ConfigError(f"rules: {exc}") from None
         return out
+
+    def with_rule_off(self, rule: str) -> RulesConfig:
+        """This configuration with ``rule`` switched off (``encounter`` when a stage outside the engine runs it)."""
+        if rule not in self.defaults:
+            raise ConfigError(f"rules: unknown rule {rule!r}; known rules: {', '.join(sorted(self.defaults))}")
+        defaults = {**self.defaults, rule: {**self.defaults[rule], "enabled": False}}
+        return dataclasses.replace(self, defaults=defaults)
 
     def encounter_params(self) -> _encounter.EncounterParams:
         """The ``encounter`` thresholds of this configuration (validated together: ``release_kn >= slow_kn``)."""
