@@ -96,12 +96,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Sim:
 @pytest.fixture(scope="module")
 def reference(sim: Sim) -> list[Alert]:
     """One engine over all subjects (what `geofence run` does with the same batches)."""
-    eng = sim.factory(external=False).new(sim.zones)
-    eng.add_statics(sim.statics)
-    out: list[Alert] = []
-    for chunk in sim.chunks:
-        out += eng.process(chunk).alerts
-    return out + eng.finish().alerts
+    return _one_engine(sim)
 
 
 def _split_pair_partitions(reference: list[Alert]) -> int:
