@@ -82,12 +82,13 @@ def _orjson_column(values: list[Any]) -> list[Any]:
 
 
 def _record_decoder(keys: Mapping[str, tuple[str, ...]]) -> msgspec.json.Decoder[Any] | None:
-    """A msgspec decoder of ``[record, ...]`` for flat key mappings; None when a key is a dotted path.
+    """A msgspec decoder of ``[record, ...]`` with the fields ``keys`` names; None when a key is a dotted path.
 
     Number fields are typed ``float | None`` (so strings and booleans fail the batch, which then takes the
     dict path that checks each value); every other field is ``object`` (decoded as found, then integers beyond
     64 bits made floats as orjson reads them: :func:`_orjson_column`). Unknown keys are ignored, as the dict
-    path ignores them.
+    path ignores them. The decoder reads only the fields it is given: a record type with fewer fields is
+    faster to fill, which is why the lazy fields have a decoder of their own.
     """
     if any(len(path) != 1 for path in keys.values()):
         return None
@@ -101,6 +102,11 @@ def _record_decoder(keys: Mapping[str, tuple[str, ...]]) -> msgspec.json.Decoder
     except (TypeError, ValueError):  # e.g. two fields mapped to one key: the dict path reads those
         return None
     return msgspec.json.Decoder(list[record])  # type: ignore[valid-type]
+
+
+#: Object fields whose column is dropped when every record lacks them (or holds null): the builder reads an
+#: absent column exactly as one of nulls (no message type, the default kind, no receiver).
+_DROP_IF_NULL = ("kind", "receiver", "msg_type")
 
 
 _LITERALS = (b"-Infinity", b"Infinity", b"NaN")
@@ -117,6 +123,16 @@ def _fix_nonfinite(data: bytes) -> bytes:
     if any(h in data for h in _NONFINITE_HINT):
         data = _NONFINITE.sub(rb"\1null", data)
     return data
+
+
+def _json_array(lines: Sequence[bytes]) -> bytes:
+    """``[line,line,...]`` in one copy (the brackets go onto the first and last line before the join)."""
+    if not lines:
+        return b"[]"
+    parts = list(lines)
+    parts[0] = b"[" + parts[0]
+    parts[-1] = parts[-1] + b"]"
+    return b",".join(parts)
 
 
 class JsonlDecoder:
@@ -155,7 +171,13 @@ class JsonlDecoder:
         keys.update(check_columns(columns))
         self._keys: dict[str, tuple[str, ...]] = {f: tuple(k.split(".")) if "." in k else (k,) for f, k in keys.items()}
         self._eager = {f: path for f, path in self._keys.items() if f not in LAZY_FIELDS}
-        self._typed = _record_decoder(self._keys)
+        eager_keys = {f: path for f, path in self._keys.items() if f not in LAZY_FIELDS}
+        lazy_keys = {f: path for f, path in self._keys.items() if f in LAZY_FIELDS}
+        self._typed = _record_decoder(eager_keys)
+        self._typed_lazy = _record_decoder(lazy_keys)
+        self._typed_full = _record_decoder(self._keys)
+        if self._typed_lazy is None or self._typed_full is None:  # e.g. two fields on one key
+            self._typed = None
         self._is_offset = line_is_offset
         self._max_line = int(max_line_bytes)
         self._ctx = RecordContext(source, line_is_offset, TimeParser(time_format, tz))
@@ -199,7 +221,7 @@ class JsonlDecoder:
         """Columns of a batch that msgspec decodes whole into typed records; None when any line does not fit."""
         if self._typed is None:
             return None
-        text = b"[" + b",".join(lines) + b"]"
+        text = _json_array(lines)
         n = len(lines)
         if len(text) > self._max_line and max(map(len, lines)) > self._max_line:
             return None
@@ -212,17 +234,33 @@ class JsonlDecoder:
         cols: dict[str, list[Any]] = {}
         numbers: dict[str, npt.NDArray[np.float64]] = {}
         for name in self._eager:
+            get = attrgetter(name)
             if name in _FLOAT_FIELDS:
                 try:  # floats, or NaN where the key is absent; a JSON null (None) takes the list below
-                    numbers[name] = np.fromiter(map(attrgetter(name), recs), dtype=np.float64, count=n)
+                    numbers[name] = np.fromiter(map(get, recs), dtype=np.float64, count=n)
                     continue
                 except TypeError:
                     pass
-            cols[name] = _orjson_column(list(map(attrgetter(name), recs)))
+            col = list(map(get, recs))
+            if name in _DROP_IF_NULL and col.count(None) == n:
+                continue
+            cols[name] = _orjson_column(col)
+        lazy_decoder, full_decoder = self._typed_lazy, self._typed_full
+        assert lazy_decoder is not None and full_decoder is not None  # set together with self._typed
+        asked: list[int] | None = None
+        part: list[Any] = []
 
         def lazy(name: str, rows: list[int]) -> list[Any] | None:
-            get = attrgetter(name)
-            return _orjson_column([get(recs[k]) for k in rows])
+            # the builder asks field after field for the same rows: their lines are decoded once
+            nonlocal asked, part
+            if rows != asked:
+                try:
+                    part = lazy_decoder.decode(_json_array([lines[k] for k in rows]))
+                except (msgspec.DecodeError, ValueError):  # a record spread over lines: read them all
+                    whole = full_decoder.decode(text)
+                    part = [whole[k] for k in rows]
+                asked = rows
+            return _orjson_column(list(map(attrgetter(name), part)))
 
         line = np.arange(first_line, first_line + n, dtype=np.int64)
         return RecordColumns(cols, line, lines, text=False, maybe_bool=False, lazy=lazy, numbers=numbers)
@@ -295,7 +333,7 @@ class JsonlDecoder:
         """All lines of ``part`` parsed by one ``orjson.loads`` of ``[line,line,...]``; None unless that gives
         exactly one object per line (a blank, broken or non-object line makes the count or types differ)."""
         n = len(part)
-        text = b"[" + b",".join(part) + b"]"
+        text = _json_array(part)
         if len(text) > self._max_line and max(map(len, part)) > self._max_line:
             return None, text
         try:
