@@ -40,6 +40,7 @@ from geofence._engine_time import iso, isos, remember, rnd, round6
 from geofence._engine_zonebatch import ZoneBatch
 from geofence._engine_zones import ZoneRules
 from geofence._fastpath import Chunk, FastPath
+from geofence._gcpause import gc_paused
 from geofence._geo import haversine_m
 from geofence.alerts import Alert, AlertType, Severity, Status
 from geofence.deadletter import DeadLetter
@@ -199,7 +200,14 @@ class Engine:
                     self._zones.ship_type_changed(slot)
 
     def process(self, batch: PositionBatch) -> EngineOutput:
-        """Ingest one micro-batch; return the alert lines that became final and the late records."""
+        """Ingest one micro-batch; return the alert lines that became final and the late records.
+
+        The cyclic garbage collector is paused for the call (:func:`geofence._gcpause.gc_paused`).
+        """
+        with gc_paused():
+            return self._process(batch)
+
+    def _process(self, batch: PositionBatch) -> EngineOutput:
         c = self._c
         out = EngineOutput()
         if len(batch):
@@ -246,7 +254,8 @@ class Engine:
     def finish(self) -> EngineOutput:
         """End of input: process every pending record, fire timers up to the final watermark, flush."""
         c = self._c
-        self._run(final=True)
+        with gc_paused():
+            self._run(final=True)
         return EngineOutput(
             alerts=c.life.release(c.reorder.watermark, final=True), encounter_rows=self._drain_rows()
         )

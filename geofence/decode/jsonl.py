@@ -28,7 +28,6 @@ so read as missing. Pure: no I/O and no clock.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Mapping, Sequence
 from itertools import repeat
@@ -40,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from geofence._gcpause import gc_paused
 from geofence.deadletter import DeadLetter, raw_text
 from geofence.decode._fields import JSONL_KEYS, check_columns
 from geofence.decode._records import LAZY_FIELDS, RecordColumns, RecordContext, build_records
@@ -187,18 +187,11 @@ class JsonlDecoder:
     def feed(self, lines: Sequence[bytes], first_line: int, arrival_ts_s: float | None = None) -> DecodeResult:
         """Decode ``lines``; ``first_line`` is the 1-based line number (or offset) of ``lines[0]``.
 
-        The cyclic garbage collector is paused for the call (and restored as it was): a batch parse
-        allocates one dict per line, all alive until the columns are built and none part of a cycle,
-        and the collections their allocation would trigger (which also promote them, and so bring on
-        full collections of the whole heap) scan them for nothing. Reference counting frees them as usual.
+        The cyclic garbage collector is paused for the call (:func:`geofence._gcpause.gc_paused`): a batch
+        parse allocates one record per line, all alive until the columns are built and none part of a cycle.
         """
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             return self._feed(lines, first_line)
-        finally:
-            if was_enabled:
-                gc.enable()
 
     def _feed(self, lines: Sequence[bytes], first_line: int) -> DecodeResult:
         counts = Counts()
