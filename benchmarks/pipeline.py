@@ -4,7 +4,9 @@
 
 * ``positions_per_s``: decode (JSONL lines -> PositionBatch with ``JsonlDecoder``) + engine + alert
   serialisation, per position;
-* ``parse_floor_records_per_s``: a bare ``orjson.loads``-into-arrays loop over the same file, same run;
+* ``parse_floor_records_per_s``: a bare ``orjson.loads``-into-arrays loop over the same file, same run
+  (:func:`benchmarks.ingest.jsonl_floor_columns`, the ingest benchmark's JSONL floor: one list per
+  schema field the decoder reads);
 * ``ratio_to_parse_floor``: the two divided (target >= 0.4);
 * ``bytes_per_subject``: process RSS growth from 100k to 1M tracked subjects / 900k, default configuration,
   evidence ring included, measured in a fresh subprocess (quick mode: 10k -> 100k);
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from benchmarks.ingest import jsonl_floor_columns
 from geofence.decode.jsonl import JsonlDecoder
 from geofence.engine import Engine
 from geofence.fence import ZoneSet
@@ -101,23 +104,6 @@ def write_positions(path: Path, vessels: int, minutes: float, seed: int = 11) ->
     return int(tt.size)
 
 
-def _floor_chunk(lines: list[bytes]) -> None:
-    """The bare parse floor of one chunk: ``orjson.loads`` of every line into column lists, then arrays."""
-    ids: list[str] = []
-    ts: list[float] = []
-    lon: list[float] = []
-    lat: list[float] = []
-    sog: list[float] = []
-    for line in lines:
-        d = orjson.loads(line)
-        ids.append(d["id"])
-        ts.append(d["ts"])
-        lon.append(d["lon"])
-        lat.append(d["lat"])
-        sog.append(d.get("sog", np.nan))
-    np.asarray(ts), np.asarray(lon), np.asarray(lat), np.asarray(sog), np.asarray(ids, dtype=object)
-
-
 def _parse_floor(path: Path) -> tuple[int, float]:
     """The parse floor of the whole file, read in the pipeline's chunks: ``(lines, process CPU s)``."""
     n = 0
@@ -126,7 +112,7 @@ def _parse_floor(path: Path) -> tuple[int, float]:
         while True:
             t = time.process_time()
             lines = fh.readlines(_BATCH * 90)
-            _floor_chunk(lines)
+            jsonl_floor_columns(lines)
             spent += time.process_time() - t
             if not lines:
                 break
@@ -156,7 +142,7 @@ def run_pipeline(
             if floor:
                 at = fh.tell()
                 t = clock()
-                _floor_chunk(fh.readlines(_BATCH * 90))
+                jsonl_floor_columns(fh.readlines(_BATCH * 90))
                 t_floor += clock() - t
                 fh.seek(at)
             t = clock()
