@@ -49,7 +49,8 @@ def per_record_tables(
     n: int, pi: I64, fi: I64, keys: I64, limit_kn: F64, gap_s: F64, mooring: B
 ) -> tuple[I64, F64, F64, B, I64]:
     """Per record: membership signature, lowest fence speed limit, lowest gap threshold, mooring flag, starts."""
-    starts: I64 = np.searchsorted(pi, np.arange(n + 1)).astype(np.int64)
+    starts: I64 = np.zeros(n + 1, dtype=np.int64)  # pi is sorted: record i's pairs are starts[i]:starts[i + 1]
+    np.cumsum(np.bincount(pi, minlength=n), out=starts[1:])
     cx = np.zeros(pi.size + 1, dtype=np.int64)
     if pi.size:
         cx[1:] = np.bitwise_xor.accumulate(keys[fi])
