@@ -158,9 +158,31 @@ def _texts(values: list[Any] | None, n: int, text: bool) -> list[str]:
     return [text_or_none(v) or "" for v in values]
 
 
+_FILLED: dict[tuple[str, int], Obj] = {}
+_FILLED_MAX = 8
+
+
+def _filled(value: str, n: int) -> Obj:
+    """A read-only object array of ``n`` times ``value``, shared between batches of the same size.
+
+    Filling an object array costs a reference count per element; the constant columns of a batch
+    (no carrier, no zone, no receiver, the source name) are the same for every batch of a size,
+    and nothing writes into a batch's columns (read-only: a write would raise, not corrupt).
+    """
+    key = (value, n)
+    out = _FILLED.get(key)
+    if out is None:
+        if len(_FILLED) >= _FILLED_MAX:
+            _FILLED.clear()
+        out = np.full(n, value, dtype=object)
+        out.flags.writeable = False
+        _FILLED[key] = out
+    return out
+
+
 def _blank(n: int) -> Obj:
-    """An object array of ``n`` empty strings."""
-    return np.full(n, "", dtype=object)
+    """An object array of ``n`` empty strings (read-only, shared: :func:`_filled`)."""
+    return _filled("", n)
 
 
 def _codes(values: list[Any] | None, n: int, allowed: dict[Any, int], text: bool) -> tuple[npt.NDArray[np.uint8], Mask]:
@@ -375,7 +397,7 @@ def _batch(
     zone_col = _blank(m) if zone is None else _obj(zone)
     rx = vals.get("receiver")
     receiver = _blank(m) if rx is None else _obj(_texts(rx, m, text))
-    source = np.full(n_pos, ctx.source, dtype=object)
+    source = _filled(ctx.source, n_pos)
     if n_pos == m:
         return PositionBatch(
             subject_id=_obj(ids), ts_s=ts, lon_deg=lon, lat_deg=lat, sog_kn=sog, cog_deg=cog, heading_deg=heading,
