@@ -61,11 +61,12 @@ class ZoneBatch:
     def __init__(self, core: Core, zones: ZoneRules) -> None:
         self.c = core
         self.zones = zones
-        self._dwell_cache: dict[tuple[int, int], float | None] = {}
+        # dwell limit (s) per fence and ship-type code, filled on first use: NaN unknown, inf no dwell rule
+        self._dwell_tab = np.zeros((0, 0))
 
     def reset(self) -> None:
         """Forget cached per-fence values (new zone set or statics)."""
-        self._dwell_cache = {}
+        self._dwell_tab = np.zeros((0, 0))
 
     def plan(self, ch: Chunk, groups: I64) -> ZonePlan:
         """Compute the transitions of ``groups`` (chunk group indices, sorted) without changing any state."""
@@ -153,13 +154,7 @@ class ZoneBatch:
             demote_g[pair_g[ent_pair[ent_ev[mins > 0]]]] = True
             if c.on["dwell_exceeded"]:
                 eg = pair_g[ent_pair[ent_ev]]
-                codes = c.cols.stype[ch.us[eg]].tolist()
-                lims = np.array(
-                    [
-                        np.inf if (x := self._dwell_lim(f, code)) is None else x
-                        for f, code in zip(ent_f[ent_ev].tolist(), codes, strict=True)
-                    ]
-                )
+                lims = self._dwell_lims(ent_f[ent_ev], c.cols.stype[ch.us[eg]])
                 demote_g[eg[eff[ent_ev] + lims <= ch.maxeff[eg]]] = True
         last_ent = np.maximum(pend - 1, 0)
         fin = state
@@ -177,11 +172,24 @@ class ZoneBatch:
             fin_since=fin_since[fin],
         )
 
-    def _dwell_lim(self, f: int, code: int) -> float | None:
-        k = (f, code)
-        if k not in self._dwell_cache:
-            self._dwell_cache[k] = self.c.tables.dwell_limit_s(f, self.c.type_codes[code])
-        return self._dwell_cache[k]
+    def _dwell_lims(self, fences: I64, codes: npt.NDArray[Any]) -> F64:
+        """Dwell limit in seconds of each (fence, ship-type code), inf where the fence has no dwell rule."""
+        c = self.c
+        tab = self._dwell_tab
+        nf, nc = len(c.tables.ids), len(c.type_codes)
+        if tab.shape != (nf, nc):  # a new ship type (or the first call): grow, keep what is known
+            grown = np.full((nf, nc), np.nan)
+            grown[: tab.shape[0], : tab.shape[1]] = tab[:nf, :nc]
+            self._dwell_tab = tab = grown
+        code = codes.astype(np.int64)
+        out = tab[fences, code]
+        unknown = np.flatnonzero(np.isnan(out))
+        if unknown.size:
+            for f, k in set(zip(fences[unknown].tolist(), code[unknown].tolist(), strict=True)):
+                lim = c.tables.dwell_limit_s(f, c.type_codes[k])
+                tab[f, k] = np.inf if lim is None else lim
+            out = tab[fences, code]
+        return out
 
     def apply(self, ch: Chunk, plan: ZonePlan, keep: B) -> None:
         """Write the events and memberships of the planned groups that stay on the vectorised path."""
@@ -300,13 +308,12 @@ class ZoneBatch:
     def _schedule_dwell(self, ent: I64, slot_a: I64, fen: I64, eff_a: F64) -> None:
         """First dwell deadlines of the enters ``ent`` (see :meth:`ZoneRules.schedule_dwell`), vectorised."""
         c = self.c
-        codes = c.cols.stype[slot_a[ent]].tolist()
-        lims = [self._dwell_lim(f, code) for f, code in zip(fen[ent].tolist(), codes, strict=True)]
-        has = np.array([x is not None for x in lims], dtype=bool)
+        lims = self._dwell_lims(fen[ent], c.cols.stype[slot_a[ent]])
+        has = np.isfinite(lims)
         if not has.any():
             return
         sel = ent[has]
-        lim_sel = np.array([x for x in lims if x is not None], dtype=np.float64)
+        lim_sel = lims[has]
         due = eff_a[sel] + lim_sel
         s = slot_a[sel]
         now = (due <= c.timers.run_w) if c.timers.run_final else (due < c.timers.run_w)
