@@ -397,7 +397,7 @@ def _batch(
     zone_col = _blank(m) if zone is None else _obj(zone)
     rx = vals.get("receiver")
     receiver = _blank(m) if rx is None else _obj(_texts(rx, m, text))
-    source = _filled(ctx.source, n_pos)
+    source = _filled(ctx.source, m)[:n_pos]  # keyed by the batch size, which varies less than n_pos
     if n_pos == m:
         return PositionBatch(
             subject_id=_obj(ids), ts_s=ts, lon_deg=lon, lat_deg=lat, sog_kn=sog, cog_deg=cog, heading_deg=heading,

@@ -211,7 +211,8 @@ class TimeParser:
         lens = np.fromiter(map(len, values), dtype=np.int64, count=n)  # type: ignore[arg-type]
         raw = np.frombuffer(buf, dtype=np.uint8)
         done = np.zeros(n, dtype=bool)
-        widths = np.unique(lens)
+        lo, hi = int(lens.min()), int(lens.max())
+        widths = np.array([lo]) if lo == hi else np.unique(lens)  # usually one layout: skip the sort
         for width in widths.tolist():
             if width == 0:
                 continue
