@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geofence.decode import CsvDecoder, DecodeResult
+from geofence.decode._times import TimeParser
 from geofence.errors import ConfigError
 from geofence.positions import SubjectKind
 
@@ -199,3 +200,25 @@ def test_batch_size_independence(rows: list[str], chunk: int) -> None:
         assert np.array_equal(getattr(part.positions, name), getattr(whole.positions, name), equal_nan=True), name
     assert [(d.line, d.reason) for d in part.dead] == [(d.line, d.reason) for d in whole.dead]
     assert all(type(s) is str for s in whole.positions.subject_id)
+
+
+_time_texts = st.one_of(
+    st.sampled_from(["2024-05-01T00:00:00Z", "2024-05-01T00:00:01Z", "2024-05-01T08:00:00+08:00", "01/05/2024 00:00"]),
+    st.integers(0, 4000).map(lambda s: f"2024-05-01T00:{s // 60 % 60:02d}:{s % 60:02d}.{s % 1000:03d}Z"),
+    st.sampled_from(["", "not a time", "2024-13-01T00:00:00Z", "2024-02-30T00:00:00"]),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.lists(_time_texts, min_size=1, max_size=40), min_size=1, max_size=25),
+    st.sampled_from([None, "%d/%m/%Y %H:%M"]),
+)
+def test_remembered_time_texts_parse_as_a_fresh_parser_does(batches: list[list[str]], fmt: str | None) -> None:
+    """The memo of recent texts (hits, misses, its pause after a batch of new texts) never changes a result."""
+    kept = TimeParser(fmt, "Asia/Shanghai")
+    for texts in batches:
+        ts, status = kept.parse(texts)
+        ref_ts, ref_status = TimeParser(fmt, "Asia/Shanghai").parse(texts)
+        assert status.tolist() == ref_status.tolist()
+        np.testing.assert_array_equal(ts, ref_ts)
