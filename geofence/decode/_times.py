@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
-from itertools import repeat
 from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -120,9 +119,8 @@ def _civil_seconds(y: I64, mo: I64, d: I64, hh: I64, mi: I64, ss: I64) -> tuple[
     return secs, valid
 
 
-#: Texts remembered by :meth:`TimeParser._texts` (emptied when full), and the batches it pauses for.
-_RECENT_MAX = 1 << 16
-_RECENT_PAUSE = 16
+#: Texts :meth:`TimeParser._texts` looks at to decide whether a batch repeats them.
+_SAMPLE = 64
 
 
 class TimeParser:
@@ -144,8 +142,6 @@ class TimeParser:
         self._layout = _compile_layout(time_format) if time_format else None
         self._cache: dict[object, float] = {}
         self._offsets: dict[int, int] = {}
-        self._recent: dict[str, float] = {}  # text -> epoch s of recent batches (see parse)
-        self._skip_recent = 0  # batches left before the recent-text memo is tried again
 
     # ------------------------------------------------------------------ public
 
@@ -166,36 +162,22 @@ class TimeParser:
         return self._parse(values, kinds)
 
     def _texts(self, values: Sequence[str]) -> tuple[F64, U8]:
-        """Text times, through a memo of the texts of recent batches.
+        """Text times, each distinct text parsed once when the batch repeats them.
 
-        A feed sorted by time with second or minute resolution repeats each text many times
-        (tens of reports per second), so most of a batch's texts were parsed before: one
-        ``dict.get`` each instead of the byte-matrix parse. Only valid times are remembered.
-        When most texts are new (millisecond times), the memo is left alone for the next
-        :data:`_RECENT_PAUSE` batches, so such feeds pay for the lookups rarely.
+        A feed sorted by time with second or minute resolution repeats each text tens of times
+        (tens of reports per second): the distinct texts (a ``dict``, in C) are parsed and mapped
+        back, instead of parsing every row. Whether to look is decided on the first
+        :data:`_SAMPLE` texts, so a batch of distinct (millisecond) times pays almost nothing.
         """
         n = len(values)
-        recent = self._recent
-        if self._skip_recent or not recent:
-            self._skip_recent = max(0, self._skip_recent - 1)
-            ts, status = self._parse(values, {str})
-            new, new_ts, new_status = values, ts, status
-        else:
-            ts = np.fromiter(map(recent.get, values, repeat(math.nan)), dtype=np.float64, count=n)
-            miss = np.flatnonzero(np.isnan(ts))
-            if miss.size == 0:
-                return ts, np.zeros(n, dtype=np.uint8)
-            status = np.zeros(n, dtype=np.uint8)
-            new = [values[k] for k in miss.tolist()]
-            new_ts, new_status = self._parse(new, {str})
-            ts[miss], status[miss] = new_ts, new_status
-            if 2 * miss.size > n:
-                self._skip_recent = _RECENT_PAUSE
-        ok = np.flatnonzero(new_status == OK)
-        if len(recent) + ok.size > _RECENT_MAX:
-            recent.clear()
-        recent.update(zip([new[k] for k in ok.tolist()], new_ts[ok].tolist(), strict=True))
-        return ts, status
+        head = values[:_SAMPLE]
+        if 4 * len(set(head)) > 3 * len(head):  # under a quarter repeats: parse every row
+            return self._parse(values, {str})
+        distinct = list(dict.fromkeys(values))
+        u_ts, u_status = self._parse(distinct, {str})
+        where = dict(zip(distinct, range(len(distinct)), strict=True))
+        idx = np.fromiter(map(where.__getitem__, values), dtype=np.int64, count=n)
+        return u_ts[idx], u_status[idx]
 
     def _parse(self, values: Sequence[object], kinds: set[type]) -> tuple[F64, U8]:
         n = len(values)
