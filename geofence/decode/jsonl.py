@@ -10,9 +10,10 @@ mapped with ``columns`` (dotted paths reach into nested objects).
 
 Speed: a whole micro-batch is parsed by one call over ``[line,line,...]``. First
 msgspec decodes it into typed records (a struct per line, numeric fields as
-floats, every other field as found), which skips the per-line dict and the
-per-value type checks; a batch with any line that does not fit (not JSON, not an
-object, a number field holding a string or a boolean, a non-finite literal) is
+floats, every other field a JSON scalar: string, int64 integer, float or null),
+which skips the per-line dict and the per-value type checks; a batch with any line
+that does not fit (not JSON, not an object, a number field holding a string or a
+boolean, a boolean, array, object or integer beyond int64 elsewhere, a non-finite literal) is
 parsed again by ``orjson.loads`` into dicts, whose values are checked field by
 field. Both readings give the same records for a batch that fits, so the output
 does not depend on which one ran. Each field becomes a column with one ``map``
@@ -32,7 +33,7 @@ import re
 from collections.abc import Mapping, Sequence
 from itertools import repeat
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -81,19 +82,29 @@ def _orjson_column(values: list[Any]) -> list[Any]:
     return [_as_orjson(v) for v in values]
 
 
-def _record_decoder(keys: Mapping[str, tuple[str, ...]]) -> msgspec.json.Decoder[Any] | None:
+#: A JSON scalar as the typed reading accepts it: an integer only within int64 (orjson reads wider ones as floats,
+#: or as unsigned; such a batch takes the dict path), no boolean, array or object (which also take the dict path).
+_SCALAR = str | Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)] | float | None
+
+
+def _record_decoder(
+    keys: Mapping[str, tuple[str, ...]], *, scalars: bool = False
+) -> msgspec.json.Decoder[Any] | None:
     """A msgspec decoder of ``[record, ...]`` with the fields ``keys`` names; None when a key is a dotted path.
 
     Number fields are typed ``float | None`` (so strings and booleans fail the batch, which then takes the
-    dict path that checks each value); every other field is ``object`` (decoded as found, then integers beyond
-    64 bits made floats as orjson reads them: :func:`_orjson_column`). Unknown keys are ignored, as the dict
-    path ignores them. The decoder reads only the fields it is given: a record type with fewer fields is
-    faster to fill, which is why the lazy fields have a decoder of their own.
+    dict path that checks each value). With ``scalars`` every other field is a :data:`_SCALAR`, which
+    orjson reads the same way, so the columns need no check; without, ``object`` (decoded as found, then
+    integers beyond 64 bits made floats as orjson reads them: :func:`_orjson_column`), for the lazy
+    fields, whose decoding must not fail once the batch has been read. Unknown keys are ignored, as the
+    dict path ignores them. The decoder reads only the fields it is given: a record type with fewer fields
+    is faster to fill, which is why the lazy fields have a decoder of their own.
     """
     if any(len(path) != 1 for path in keys.values()):
         return None
+    other: Any = _SCALAR if scalars else object
     fields: list[tuple[str, Any, Any]] = [
-        (name, float | None, _NAN) if name in _FLOAT_FIELDS else (name, object, None) for name in keys
+        (name, float | None, _NAN) if name in _FLOAT_FIELDS else (name, other, None) for name in keys
     ]
     try:
         record = msgspec.defstruct(
@@ -173,7 +184,7 @@ class JsonlDecoder:
         self._eager = {f: path for f, path in self._keys.items() if f not in LAZY_FIELDS}
         eager_keys = {f: path for f, path in self._keys.items() if f not in LAZY_FIELDS}
         lazy_keys = {f: path for f, path in self._keys.items() if f in LAZY_FIELDS}
-        self._typed = _record_decoder(eager_keys)
+        self._typed = _record_decoder(eager_keys, scalars=True)
         self._typed_lazy = _record_decoder(lazy_keys)
         self._typed_full = _record_decoder(self._keys)
         if self._typed_lazy is None or self._typed_full is None:  # e.g. two fields on one key
@@ -234,10 +245,10 @@ class JsonlDecoder:
                     continue
                 except TypeError:
                     pass
-            col = list(map(get, recs))
+            col = list(map(get, recs))  # scalars as orjson reads them (see _SCALAR)
             if name in _DROP_IF_NULL and col.count(None) == n:
                 continue
-            cols[name] = _orjson_column(col)
+            cols[name] = col
         lazy_decoder, full_decoder = self._typed_lazy, self._typed_full
         assert lazy_decoder is not None and full_decoder is not None  # set together with self._typed
         asked: list[int] | None = None
