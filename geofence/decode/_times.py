@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
+from itertools import count
 from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -173,11 +174,14 @@ class TimeParser:
         head = values[:_SAMPLE]
         if 4 * len(set(head)) > 3 * len(head):  # under a quarter repeats: parse every row
             return self._parse(values, {str})
-        distinct = list(dict.fromkeys(values))
-        u_ts, u_status = self._parse(distinct, {str})
-        where = dict(zip(distinct, range(len(distinct)), strict=True))
-        idx = np.fromiter(map(where.__getitem__, values), dtype=np.int64, count=n)
-        return u_ts[idx], u_status[idx]
+        first: dict[str, int] = {}  # text -> row of its first occurrence, in one pass (setdefault)
+        row = np.fromiter(map(first.setdefault, values, count()), dtype=np.int64, count=n)
+        u_ts, u_status = self._parse(list(first), {str})
+        at = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+        ts = np.empty(n)
+        status = np.empty(n, dtype=np.uint8)
+        ts[at], status[at] = u_ts, u_status
+        return ts[row], status[row]
 
     def _parse(self, values: Sequence[object], kinds: set[type]) -> tuple[F64, U8]:
         n = len(values)
