@@ -10,12 +10,6 @@ an ISO 6346 container number).
 
 Slots are dense and allocated in first-seen order within the batch, so they are
 a deterministic function of the input order (the engine breaks ties by slot).
-
-In front of the table sits a bounded ``dict`` of recently looked-up ids (at most
-:data:`RECENT_MAX`, emptied when full): a batch whose ids were all seen recently (a
-fleet reporting every few seconds) is mapped with one ``dict.get`` per id, about a
-third of the encode-and-probe cost. Its memory is bounded, so it does not change the
-cost per subject at a million subjects.
 The hash only places ids in the table; equality is always decided on the stored
 bytes. Because ids are NUL-padded, an id that ends with ``"\\x00"`` is stored with
 a ``0xff`` marker byte appended (``0xff`` never occurs in UTF-8).
@@ -26,14 +20,12 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["RECENT_MAX", "IdMap", "encode_ids"]
+__all__ = ["IdMap", "encode_ids"]
 
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
 
 _MARK = b"\xff"
-#: Entries of the recent-ids dict (:class:`IdMap`) before it is emptied.
-RECENT_MAX = 1 << 16
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 _SH = np.uint64(31)
 
@@ -95,7 +87,6 @@ class IdMap:
         self._cap = max(16, capacity)
         self._w: list[U64] = [np.zeros(self._cap, dtype=np.uint64)]  # one column per 64-bit word
         self._table = np.full(_pow2(2 * self._cap), -1, dtype=np.int32)
-        self._recent: dict[str, int] = {}
 
     @property
     def nbytes(self) -> int:
@@ -129,23 +120,6 @@ class IdMap:
 
     def lookup(self, ids: npt.NDArray[np.object_]) -> tuple[I64, I64]:
         """Slots of ``ids`` (new ones allocated in first-seen order) and the rows that introduced new slots."""
-        n = len(ids)
-        if n == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        recent = self._recent
-        names = ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
-        if recent:
-            got = list(map(recent.get, names))
-            if None not in got:
-                return np.array(got, dtype=np.int64), np.zeros(0, np.int64)
-        slots, new_rows = self._lookup(ids)
-        if len(recent) + n > RECENT_MAX:
-            recent.clear()
-        if n <= RECENT_MAX:
-            recent.update(zip(names, slots.tolist(), strict=True))
-        return slots, new_rows
-
-    def _lookup(self, ids: npt.NDArray[np.object_]) -> tuple[I64, I64]:
         if len(ids) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         keys = encode_ids(ids, len(self._w))
@@ -178,7 +152,6 @@ class IdMap:
         ids = np.asarray(ids, dtype=np.uint64)
         n = ids.shape[0]
         self.n = 0
-        self._recent = {}
         self._cap = max(16, n)
         words = ids.shape[1] if ids.ndim == 2 and ids.shape[1] else 1
         self._w = [np.zeros(self._cap, dtype=np.uint64) for _ in range(words)]

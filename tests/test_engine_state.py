@@ -61,34 +61,6 @@ def test_id_map_gives_dense_slots_in_first_seen_order_like_a_dict(batches: list[
     assert [restored.get(sid) for sid in ref] == list(ref.values())
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(["a", "b", "c", "413000001", "é", ""]), min_size=1, max_size=12), max_size=8))
-def test_recently_seen_ids_map_to_the_same_slots(batches: list[list[str]]) -> None:
-    """Batches drawn from a few ids: most are answered by the recent-ids dict, and must agree with a plain dict."""
-    m = IdMap(capacity=16)
-    ref: dict[str, int] = {}
-    for ids in batches:
-        arr = np.empty(len(ids), dtype=object)
-        arr[:] = ids
-        slots, new_rows = m.lookup(arr)
-        new = [i for i, sid in enumerate(ids) if sid not in ref and ids.index(sid) == i]
-        for sid in ids:
-            ref.setdefault(sid, len(ref))
-        assert slots.tolist() == [ref[sid] for sid in ids]
-        assert new_rows.tolist() == new
-
-
-def test_loading_a_snapshot_forgets_the_recent_ids() -> None:
-    m = IdMap()
-    m.lookup(np.array(["a", "b"], dtype=object))
-    snap = m.ids
-    m.lookup(np.array(["c"], dtype=object))  # remembered as slot 2
-    m.load(snap)  # back to a, b: c is unknown again and must be a new subject
-    slots, new_rows = m.lookup(np.array(["c", "a"], dtype=object))
-    assert slots.tolist() == [2, 0]
-    assert new_rows.tolist() == [0]
-
-
 def test_ids_that_differ_only_by_trailing_nul_are_different_subjects() -> None:
     m = IdMap()
     arr = np.empty(4, dtype=object)
