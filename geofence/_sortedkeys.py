@@ -14,7 +14,7 @@ __all__ = ["find_sorted"]
 
 I64 = npt.NDArray[np.int64]
 
-_SORT_NEEDLES_MIN = 4096
+_SORT_NEEDLES_MIN = 256
 
 
 def find_sorted(keys: I64, needles: I64) -> tuple[I64, npt.NDArray[np.bool_]]:
@@ -22,7 +22,8 @@ def find_sorted(keys: I64, needles: I64) -> tuple[I64, npt.NDArray[np.bool_]]:
 
     Many needles are looked up in sorted order (and put back): a binary search for random
     needles in a large array misses the cache at most of its steps, sorted ones walk it
-    in order (measured: 120k needles in 632k keys, 36 ms unsorted, 7 ms with the sort).
+    in order (measured in 632k keys: 120k needles 36 ms unsorted, 7 ms with the sort; 3,000
+    needles 1.1 ms and 0.5 ms; 500 needles 0.14 ms and 0.10 ms).
     """
     if keys.size == 0:
         return np.zeros(needles.size, dtype=np.int64), np.zeros(needles.size, dtype=bool)
