@@ -77,12 +77,13 @@ class EncounterStage:
             self.zone_version = feed.zone_version
             for oa in self._life.open.values():
                 oa.zone_version = feed.zone_version
-        n = len(feed)
+        rows = feed.rows
+        n = len(rows)
         if n:
             seq = self._seq + np.arange(n, dtype=np.int64)
             self._seq += n
             self._pending.append(
-                (feed.subject_id, feed.eff_s, feed.lon_deg, feed.lat_deg, feed.speed_kn, feed.mooring, seq)
+                (rows.subject_id, rows.eff_s, rows.lon_deg, rows.lat_deg, rows.speed_kn, rows.mooring, seq)
             )
         if feed.watermark_s is not None:
             self.watermarks[p] = max(self.watermarks.get(p, -math.inf), feed.watermark_s)

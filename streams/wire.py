@@ -47,6 +47,7 @@ import orjson
 import shapely
 
 from geofence.deadletter import DeadLetter
+from geofence.engine_api import EncounterRows
 from geofence.errors import GeofenceError
 from geofence.fence import Fence, FenceParams, ZoneKind, ZoneSet
 from geofence.positions import PositionBatch, StaticReport
@@ -118,7 +119,7 @@ class EndOfStream:
 class EncounterFeed:
     """What the first worker stage hands the encounter stage for one positions record.
 
-    The rows are the vessel records the engine fed its encounter detector, already
+    ``rows`` are the vessel records the engine fed its encounter detector, already
     filtered to those that can matter (see ``docs/streams.md``), in processing order.
     ``watermark_s`` is the partition engine's watermark after the record (None before
     any position): no later row of this partition has an earlier ``eff_s``.
@@ -130,15 +131,10 @@ class EncounterFeed:
     watermark_s: float | None
     zone_version: str
     final: bool
-    subject_id: npt.NDArray[np.object_]
-    eff_s: npt.NDArray[np.float64]
-    lon_deg: npt.NDArray[np.float64]
-    lat_deg: npt.NDArray[np.float64]
-    speed_kn: npt.NDArray[np.float64]
-    mooring: npt.NDArray[np.bool_]
+    rows: EncounterRows
 
     def __len__(self) -> int:
-        return int(self.eff_s.shape[0])
+        return len(self.rows)
 
 
 def _pack(kind: int, header: Mapping[str, Any], body: bytes | list[bytes]) -> bytes:
@@ -240,8 +236,8 @@ def encode_feed(feed: EncounterFeed) -> bytes:
     w = feed.watermark_s
     header, body = _columns(
         len(feed),
-        {name: (dtype, getattr(feed, name)) for name, dtype in _FEED_NUMERIC.items()},
-        {"subject_id": feed.subject_id},
+        {name: (dtype, getattr(feed.rows, name)) for name, dtype in _FEED_NUMERIC.items()},
+        {"subject_id": feed.rows.subject_id},
     )
     header.update(
         partition=feed.partition,
@@ -296,12 +292,14 @@ def decode(value: bytes) -> PositionBatch | list[StaticReport] | EndOfStream | E
                 watermark_s=None if header["watermark_s"] is None else float(header["watermark_s"]),
                 zone_version=str(header["zone_version"]),
                 final=bool(header["final"]),
-                subject_id=cols["subject_id"],
-                eff_s=cols["eff_s"],
-                lon_deg=cols["lon_deg"],
-                lat_deg=cols["lat_deg"],
-                speed_kn=cols["speed_kn"],
-                mooring=cols["mooring"].astype(bool),
+                rows=EncounterRows(
+                    subject_id=cols["subject_id"],
+                    eff_s=cols["eff_s"],
+                    lon_deg=cols["lon_deg"],
+                    lat_deg=cols["lat_deg"],
+                    speed_kn=cols["speed_kn"],
+                    mooring=cols["mooring"].astype(bool),
+                ),
             )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, WireError):

@@ -330,12 +330,7 @@ class PartitionCore:
                 watermark_s=w,
                 zone_version=self.zones.version,
                 final=final,
-                subject_id=sid,
-                eff_s=cols[0],
-                lon_deg=cols[1],
-                lat_deg=cols[2],
-                speed_kn=cols[3],
-                mooring=cols[4],
+                rows=EncounterRows(sid, *cols),
             )
         )
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from shapely.geometry import Polygon, box
 
 from geofence.deadletter import DeadLetter
+from geofence.engine_api import EncounterRows
 from geofence.errors import GeofenceError
 from geofence.fence import Fence, FenceParams, ZoneKind, ZoneSet
 from geofence.positions import PositionBatch, StaticReport
@@ -99,12 +100,14 @@ def test_encounter_feed_round_trip(watermark: float | None) -> None:
         watermark,
         "e8fbff2e58f3",
         True,
-        sid,
-        np.array([1.0, 2.0, 3.0]),
-        np.array([110.0, 110.1, 110.2]),
-        np.array([30.0, 30.1, 30.2]),
-        np.array([0.3, np.nan, 2.5]),
-        np.array([False, True, False]),
+        EncounterRows(
+            sid,
+            np.array([1.0, 2.0, 3.0]),
+            np.array([110.0, 110.1, 110.2]),
+            np.array([30.0, 30.1, 30.2]),
+            np.array([0.3, np.nan, 2.5]),
+            np.array([False, True, False]),
+        ),
     )
     out = wire.decode(wire.encode_feed(feed))
     assert isinstance(out, wire.EncounterFeed)
@@ -116,9 +119,9 @@ def test_encounter_feed_round_trip(watermark: float | None) -> None:
         "e8fbff2e58f3",
         True,
     )
-    assert out.subject_id.tolist() == ["a", "b", "a"]
-    np.testing.assert_array_equal(out.speed_kn, feed.speed_kn)
-    assert out.mooring.dtype == bool and out.mooring.tolist() == [False, True, False]
+    assert out.rows.subject_id.tolist() == ["a", "b", "a"]
+    np.testing.assert_array_equal(out.rows.speed_kn, feed.rows.speed_kn)
+    assert out.rows.mooring.dtype == bool and out.rows.mooring.tolist() == [False, True, False]
 
 
 def test_minus_infinite_watermark_is_sent_as_none() -> None:
@@ -130,12 +133,7 @@ def test_minus_infinite_watermark_is_sent_as_none() -> None:
         float("-inf"),
         "v",
         False,
-        np.empty(0, dtype=object),
-        empty,
-        empty,
-        empty,
-        empty,
-        np.zeros(0, dtype=bool),
+        EncounterRows(np.empty(0, dtype=object), empty, empty, empty, empty, np.zeros(0, dtype=bool)),
     )
     out = wire.decode(wire.encode_feed(feed))
     assert isinstance(out, wire.EncounterFeed) and out.watermark_s is None and len(out) == 0
