@@ -179,7 +179,8 @@ class ZoneBatch:
         nf, nc = len(c.tables.ids), len(c.type_codes)
         if tab.shape != (nf, nc):  # a new ship type (or the first call): grow, keep what is known
             grown = np.full((nf, nc), np.nan)
-            grown[: tab.shape[0], : tab.shape[1]] = tab[:nf, :nc]
+            kf, kc = min(nf, tab.shape[0]), min(nc, tab.shape[1])
+            grown[:kf, :kc] = tab[:kf, :kc]
             self._dwell_tab = tab = grown
         code = codes.astype(np.int64)
         out = tab[fences, code]

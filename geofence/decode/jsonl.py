@@ -115,7 +115,7 @@ def _record_decoder(
     return msgspec.json.Decoder(list[record])  # type: ignore[valid-type]
 
 
-#: Object fields whose column is dropped when every record lacks them (or holds null): the builder reads an
+#: Eager fields whose column is dropped when every record lacks them (or holds null): the builder reads an
 #: absent column exactly as one of nulls (no message type, the default kind, no receiver).
 _DROP_IF_NULL = ("kind", "receiver", "msg_type")
 
@@ -182,9 +182,8 @@ class JsonlDecoder:
         keys.update(check_columns(columns))
         self._keys: dict[str, tuple[str, ...]] = {f: tuple(k.split(".")) if "." in k else (k,) for f, k in keys.items()}
         self._eager = {f: path for f, path in self._keys.items() if f not in LAZY_FIELDS}
-        eager_keys = {f: path for f, path in self._keys.items() if f not in LAZY_FIELDS}
         lazy_keys = {f: path for f, path in self._keys.items() if f in LAZY_FIELDS}
-        self._typed = _record_decoder(eager_keys, scalars=True)
+        self._typed = _record_decoder(self._eager, scalars=True)
         self._typed_lazy = _record_decoder(lazy_keys)
         self._typed_full = _record_decoder(self._keys)
         if self._typed_lazy is None or self._typed_full is None:  # e.g. two fields on one key
