@@ -268,3 +268,34 @@ def test_typed_and_dict_readings_agree(lines: list[bytes]) -> None:
     if not both.counts.dead_letter_reasons["unparseable"]:
         del both.counts.dead_letter_reasons["unparseable"]
     assert _as_tuple(typed) == _as_tuple(both)
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        b'{"id":"413000009","ts":1717200009,"lon":106.5,"lat":29.5,"heading":91.0,"receiver":"rx-7","kind":"vessel"}',
+        b'{"id":"413000009","ts":1717200009,"lon":106.5,"lat":29.5,"\\u0068eading":91.0,"\\u0072eceive\\u0072":"rx-7"}',
+        b'{"id":"413000009","ts":1717200009,"lon":106.5,"lat":29.5}',
+    ],
+    ids=["keys-in-last-line", "escaped-keys", "keys-absent"],
+)
+def test_fields_absent_from_most_lines_are_read_where_present(last: bytes) -> None:
+    """The typed reading leaves out fields no line of a batch holds (a key's character missing from the whole
+    batch proves it). Keys present in one line only, or spelt with escapes, are still read: the batch gives
+    what the same lines give each alone on the dict path (a broken line sends that batch there)."""
+    lines = [b'{"id":"4130000%02d","ts":%d,"lon":106.5,"lat":29.5,"sog":3.5}' % (k, T0 + k) for k in range(9)]
+    lines.append(last)
+    typed = run(lines)
+    assert typed.counts.dead_letter == 0
+    for k, line in enumerate(lines):
+        alone = run([line, b"{broken"])
+        p, q = typed.positions, alone.positions
+        assert p.subject_id[k] == q.subject_id[0]
+        assert np.array_equal(p.heading_deg[k : k + 1], q.heading_deg[:1], equal_nan=True)
+        assert np.array_equal(p.sog_kn[k : k + 1], q.sog_kn[:1], equal_nan=True)
+        assert p.receiver[k] == q.receiver[0]
+        assert p.kind[k] == q.kind[0]
+    if b"eading" in last:
+        assert typed.positions.heading_deg[-1] == 91.0
+        assert typed.positions.receiver[-1] == "rx-7"
+        assert np.isnan(typed.positions.heading_deg[:-1]).all()

@@ -184,6 +184,12 @@ class JsonlDecoder:
         self._eager = {f: path for f, path in self._keys.items() if f not in LAZY_FIELDS}
         lazy_keys = {f: path for f, path in self._keys.items() if f in LAZY_FIELDS}
         self._typed = _record_decoder(self._eager, scalars=True)
+        # per set of eager fields a batch holds, a decoder of just those (see _typed_columns)
+        self._typed_present: dict[tuple[str, ...], msgspec.json.Decoder[Any] | None] = {}
+        # the distinct bytes of each eager field's quoted key, quote first (it is in every batch)
+        self._key_chars = {
+            f: [bytes([b]) for b in dict.fromkeys(orjson.dumps(path[0]))] for f, path in self._eager.items()
+        }
         self._typed_lazy = _record_decoder(lazy_keys)
         self._typed_full = _record_decoder(self._keys)
         if self._typed_lazy is None or self._typed_full is None:  # e.g. two fields on one key
@@ -228,8 +234,11 @@ class JsonlDecoder:
         n = len(lines)
         if len(text) > self._max_line and max(map(len, lines)) > self._max_line:
             return None
+        present, typed = self._typed_for(text)
+        if typed is None:
+            return None
         try:
-            recs: list[Any] = self._typed.decode(text)
+            recs: list[Any] = typed.decode(text)
         except (msgspec.DecodeError, ValueError):  # ValidationError included; ValueError: invalid UTF-8
             return None
         if len(recs) != n:  # two objects on one line and none on another: the line numbers would be wrong
@@ -237,6 +246,12 @@ class JsonlDecoder:
         cols: dict[str, list[Any]] = {}
         numbers: dict[str, npt.NDArray[np.float64]] = {}
         for name in self._eager:
+            if name not in present:  # no record has the key: what the decoder gives an absent key
+                if name in _FLOAT_FIELDS:
+                    numbers[name] = np.full(n, _NAN)
+                elif name not in _DROP_IF_NULL:
+                    cols[name] = [None] * n
+                continue
             get = attrgetter(name)
             if name in _FLOAT_FIELDS:
                 try:  # floats, or NaN where the key is absent; a JSON null (None) takes the list below
@@ -267,6 +282,27 @@ class JsonlDecoder:
 
         line = np.arange(first_line, first_line + n, dtype=np.int64)
         return RecordColumns(cols, line, lines, text=False, maybe_bool=False, lazy=lazy, numbers=numbers)
+
+    def _typed_for(self, text: bytes) -> tuple[tuple[str, ...], msgspec.json.Decoder[Any] | None]:
+        """The eager fields that may occur in the batch ``text``, and a typed decoder of just those.
+
+        Feeds often leave some schema fields out (no heading, no receiver); a record type without
+        them is faster to fill, and their columns need no reading. A key is proven absent when one
+        of its characters occurs nowhere in the text (a single-byte search runs at memory speed;
+        a search for the whole key would cost more than it saves). With a backslash anywhere a key
+        could be spelt with escapes, so every field is read.
+        """
+        if b"\\" in text:
+            return tuple(self._eager), self._typed
+        present = tuple(f for f, chars in self._key_chars.items() if all(c in text for c in chars))
+        typed = self._typed_present.get(present, self)
+        if typed is self:
+            if len(self._typed_present) >= 32:  # bounded: a feed whose key sets keep changing
+                self._typed_present.clear()
+            typed = self._typed_present[present] = _record_decoder(
+                {f: self._eager[f] for f in present}, scalars=True
+            )
+        return present, typed  # type: ignore[return-value]
 
     def _dict_columns(
         self, lines: Sequence[bytes], first_line: int, counts: Counts, dead: list[DeadLetter]
