@@ -363,7 +363,7 @@ class FenceIndex:
         if self._segs is None:
             return np.asarray(shapely.intersects_xy(self._geoms[fence], lon, lat), dtype=bool)
         got = self._parity_inside(lon, lat, fence, cx, cy)
-        hit = got == 1
+        hit: npt.NDArray[np.bool_] = got == 1
         test = np.flatnonzero(got < 0)
         if test.size:
             hit[test] = shapely.intersects_xy(self._geoms[fence[test]], lon[test], lat[test])
