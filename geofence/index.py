@@ -482,23 +482,29 @@ class FenceIndex:
     ) -> npt.NDArray[np.bool_]:
         """Per move: True when no fence boundary can cross it, so ``zone_cross`` need not look at it.
 
-        That is a move between the same or two side by side grid cells (not over the antimeridian),
-        with both cell classes known (``cls0``/``cls1`` >= 0) and no fence boundary passing through
-        either class's cells: the candidates the engine's crossing test would take for it
-        (:meth:`boundary_fences` of the two classes) are then none. Anything else is False.
+        That is a move within one grid cell or to a neighbouring one, side by side or diagonal (not
+        over the antimeridian), with both cell classes known (``cls0``/``cls1`` >= 0) and no fence
+        boundary passing through the cells it can pass: its two cells, and for a diagonal move the
+        two corner cells between them (the straight move passes one of them, or only their common
+        corner). The candidates the engine's crossing test would take for it (:meth:`boundary_fences`
+        of those classes) are then none. Anything else is False.
         """
         ixa, iya = self.cells(lon0, lat0)
         ixb, iyb = self.cells(lon1, lat1)
         known = (cls0 >= 0) & (cls1 >= 0)
-        near: npt.NDArray[np.bool_] = (
-            known & (np.abs(ixa - ixb) + np.abs(iya - iyb) <= 1) & ~(np.abs(lon1 - lon0) > 180.0)
-        )
+        dx, dy = np.abs(ixa - ixb), np.abs(iya - iyb)
+        near: npt.NDArray[np.bool_] = known & (dx <= 1) & (dy <= 1) & ~(np.abs(lon1 - lon0) > 180.0)
         blen = self._bnd_len
         if blen.size == 0:
             return near
         out: npt.NDArray[np.bool_] = (
             near & (blen[np.where(known, cls0, 0)] == 0) & (blen[np.where(known, cls1, 0)] == 0)
         )
+        diag = np.flatnonzero(out & (dx == 1) & (dy == 1))
+        if diag.size:
+            corner_a = self.cell_class(ixa[diag], iyb[diag])
+            corner_b = self.cell_class(ixb[diag], iya[diag])
+            out[diag] = (blen[corner_a] == 0) & (blen[corner_b] == 0)
         return out
 
     def contains_any(self, lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike) -> npt.NDArray[np.bool_]:

@@ -277,3 +277,27 @@ def test_for_zones_shares_one_index_per_zone_version_and_keeps_the_last_two() ->
     eng = Engine(a)
     eng.set_zones(c)
     assert eng._c.index is FenceIndex.for_zones(c)
+
+
+def test_a_diagonal_move_through_a_fence_in_a_corner_cell_is_not_quiet() -> None:
+    """A move to the diagonal neighbour cell passes one of the two corner cells between them: a small fence
+    lying wholly in that corner cell is crossed although no boundary passes through either end's cell."""
+    probe = FenceIndex(ZoneSet.of([Fence("a", "a", ZoneKind.BERTH, shapely.box(110.0, 30.0, 110.001, 30.001))]))
+    g = probe._grid
+    cell = 1.0 / g.inv_cell
+    cx, cy = 40, 40  # a cell of that grid, away from the probe fence
+    x, y = g.x0_deg + cx * cell, g.y0_deg + cy * cell
+    berth = shapely.box(x + 0.1 * cell, y + 0.8 * cell, x + 0.2 * cell, y + 0.9 * cell)
+    index = FenceIndex(ZoneSet.of([Fence("a", "a", ZoneKind.BERTH, shapely.box(110.0, 30.0, 110.001, 30.001)),
+                                   Fence("b", "b", ZoneKind.BERTH, berth)]))
+    assert index._grid.x0_deg == g.x0_deg and index._grid.inv_cell == g.inv_cell  # the same cells
+    lon0, lat0 = np.array([x - 0.2 * cell]), np.array([y + 0.5 * cell])  # cell (cx - 1, cy)
+    lon1, lat1 = np.array([x + 0.5 * cell]), np.array([y + 1.2 * cell])  # cell (cx, cy + 1), diagonal
+    (ixa, iya), (ixb, iyb) = index.cells(lon0, lat0), index.cells(lon1, lat1)
+    assert (abs(int(ixb[0] - ixa[0])), abs(int(iyb[0] - iya[0]))) == (1, 1)
+    segment = shapely.linestrings([[lon0[0], lat0[0]], [lon1[0], lat1[0]]])
+    assert shapely.intersects(segment, berth) and not shapely.intersects_xy(berth, [lon0[0], lon1[0]],
+                                                                            [lat0[0], lat1[0]]).any()
+    assert _quiet(index, lon0, lat0, lon1, lat1).tolist() == [False]
+    # the same move shifted two cells right, past the berth: quiet
+    assert _quiet(index, lon0 + 3 * cell, lat0, lon1 + 3 * cell, lat1).tolist() == [True]
