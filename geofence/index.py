@@ -166,7 +166,6 @@ class FenceIndex:
         "_lat_ref",
         "_lon_ref",
         "_proj_boundary",
-        "_seg_ref",
         "_segs",
         "_tree",
         "fences",
@@ -183,7 +182,6 @@ class FenceIndex:
     _cos_ref: FloatArray
     _proj_boundary: npt.NDArray[np.object_]
     _segs: SegmentGrid | None
-    _seg_ref: npt.NDArray[np.int8]
     _cls_bnd: npt.NDArray[np.bool_]
     _bnd_len: IntArray
     _bnd_ptr: IntArray
@@ -245,7 +243,6 @@ class FenceIndex:
         object.__setattr__(self, "_cos_ref", cos_ref)
         object.__setattr__(self, "_proj_boundary", proj)
         object.__setattr__(self, "_segs", None)
-        object.__setattr__(self, "_seg_ref", np.zeros(0, dtype=np.int8))
         g = self._grid
         # per class: does any fence boundary pass through cells of this class?
         bnd = np.zeros(g.cls_len.size, dtype=bool)
@@ -343,7 +340,7 @@ class FenceIndex:
         bits = np.where(self._bnd_len[cls] > BITS_UNKNOWN, 1 << BITS_UNKNOWN, 0).astype(np.int64)
         if need.size:
             p = point[need]
-            hit = self._exact_inside(lon[p], lat[p], fence[need], ix[p] - k, iy[p] - k)
+            hit = shapely.intersects_xy(self._geoms[fence[need]], lon[p], lat[p])
             rank = self._exact_rank[entry[need]]
             ok = hit & (rank < BITS_UNKNOWN)
             np.bitwise_or.at(bits, p[ok], np.left_shift(1, rank[ok]))
@@ -351,78 +348,6 @@ class FenceIndex:
             keep[need[~hit]] = False
             point, fence = point[keep], fence[keep]
         return point, fence, cls, bits
-
-    def _exact_inside(
-        self, lon: FloatArray, lat: FloatArray, fence: IntArray, cx: IntArray, cy: IntArray
-    ) -> npt.NDArray[np.bool_]:
-        """Exact "inside or on" of points in boundary cells (``cx``, ``cy``: their fine cells, unshifted).
-
-        By crossing parity within the cell where the segment tables exist (:meth:`_parity_inside`), by
-        the prepared geometry for the points it leaves undecided (or all, before the tables are built).
-        """
-        if self._segs is None:
-            return np.asarray(shapely.intersects_xy(self._geoms[fence], lon, lat), dtype=bool)
-        got = self._parity_inside(lon, lat, fence, cx, cy)
-        hit: npt.NDArray[np.bool_] = got == 1
-        test = np.flatnonzero(got < 0)
-        if test.size:
-            hit[test] = shapely.intersects_xy(self._geoms[fence[test]], lon[test], lat[test])
-        return hit
-
-    def _parity_inside(
-        self, lon: FloatArray, lat: FloatArray, fence: IntArray, cx: IntArray, cy: IntArray
-    ) -> npt.NDArray[np.int8]:
-        """Per point: 1 inside fence ``fence``, 0 outside, -1 undecided, from the fence's segments in its cell.
-
-        The segment from the cell's centre to the point lies in the (convex) cell, so only the
-        boundary segments bucketed there can cross it: the point is inside when the centre is
-        and the crossings are even, or the centre is not and they are odd. The centre's own
-        state comes from the prepared geometry, once per (cell, fence), and is kept. Any
-        orientation sign within the rounding margin (the point or the centre on or near the
-        boundary, a vertex on the way) leaves the point undecided, as does a cell without
-        bucketed segments. About five times cheaper than ``intersects_xy`` per point.
-        """
-        sg = self._segs
-        assert sg is not None
-        n = lon.size
-        out = np.full(n, -1, dtype=np.int8)
-        if n == 0:
-            return out
-        g: Grid = self._grid
-        pos, hit = find_sorted(sg.keys, (cx * sg.nfy + cy) * sg.n_fences + fence)
-        h = np.flatnonzero(hit)
-        if h.size == 0:
-            return out
-        kp = pos[h]
-        fh = fence[h]
-        cell = g.cell_deg
-        rlon = g.x0_deg + (cx[h] + 0.5) * cell
-        rlat = g.y0_deg + (cy[h] + 0.5) * cell
-        refs = self._seg_ref
-        ref = refs[kp]
-        unknown = np.flatnonzero(ref < 0)
-        if unknown.size:
-            ref[unknown] = shapely.intersects_xy(self._geoms[fh[unknown]], rlon[unknown], rlat[unknown])
-            refs[kp[unknown]] = ref[unknown]  # the same value whoever writes it first
-        lo = sg.ptr[kp]
-        it, entry = _expand(sg.ptr[kp + 1] - lo, lo)
-        si = sg.seg[entry]
-        fi = fh[it]
-        c, lo_r, la_r = self._cos_ref[fi] * _M_PER_DEG, self._lon_ref[fi], self._lat_ref[fi]
-        proper, apart = _cross_signs(
-            (rlon[it] - lo_r) * c,
-            (rlat[it] - la_r) * _M_PER_DEG,
-            (lon[h][it] - lo_r) * c,
-            (lat[h][it] - la_r) * _M_PER_DEG,
-            sg.ax[si],
-            sg.ay[si],
-            sg.bx[si],
-            sg.by[si],
-        )
-        odd = np.bincount(it[proper], minlength=h.size) & 1
-        unsure = np.bincount(it[~(proper | apart)], minlength=h.size) > 0
-        out[h] = np.where(unsure, -1, ref ^ odd.astype(np.int8))
-        return out
 
     def inside_by_class(self, cls: npt.ArrayLike, bits: npt.ArrayLike, fence_idx: npt.ArrayLike) -> IntArray:
         """Per item: 1 if a point of class ``cls`` with exact-test ``bits`` lies in fence ``fence_idx``, else 0;
@@ -711,8 +636,6 @@ class FenceIndex:
             sg = build_segment_grid(
                 list(self._geoms), self._grid, self._lon_ref, self._lat_ref, self._cos_ref, _M_PER_DEG
             )
-            # per (cell, fence) key: is the cell's centre in the fence? (-1 not known yet; see _parity_inside)
-            object.__setattr__(self, "_seg_ref", np.full(sg.keys.size, -1, dtype=np.int8))
             object.__setattr__(self, "_segs", sg)
         return sg
 

@@ -90,35 +90,23 @@ def _boundary_points(zones: ZoneSet, per_edge: int, seed: int) -> tuple[np.ndarr
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _indexes(zones: ZoneSet) -> list[FenceIndex]:
-    """The index as built, and one with the boundary segment tables (its exact tests then go by crossing parity
-    within the cell, with the prepared geometry only for what that leaves undecided)."""
-    with_segments = FenceIndex(zones)
-    with_segments.prepare_boundary_distances(1.0)
-    return [FenceIndex(zones), with_segments]
-
-
 @settings(max_examples=60, deadline=None)
 @given(zones=zone_sets(), seed=st.integers(0, 2**32 - 1), n=st.integers(0, 3000))
 def test_index_equals_brute_force_on_random_points(zones: ZoneSet, seed: int, n: int) -> None:
     rng = np.random.default_rng(seed)
     lon = 110.0 + rng.uniform(-0.15, 0.15, n)
     lat = 30.0 + rng.uniform(-0.15, 0.15, n)
-    for index in _indexes(zones):
-        # and the centres of the fine cells of the points (the parity test's reference points)
-        g = index._grid
-        clon = g.x0_deg + (np.floor((lon - g.x0_deg) * g.inv_cell) + 0.5) / g.inv_cell
-        clat = g.y0_deg + (np.floor((lat - g.y0_deg) * g.inv_cell) + 0.5) / g.inv_cell
-        qlon, qlat = np.r_[lon, clon], np.r_[lat, clat]
-        assert _pairs(*index.query(qlon, qlat)) == _pairs(*brute_force_pairs(zones, qlon, qlat))
+    index = FenceIndex(zones)
+    assert _pairs(*index.query(lon, lat)) == _pairs(*brute_force_pairs(zones, lon, lat))
 
 
 @settings(max_examples=60, deadline=None)
 @given(zones=zone_sets(), seed=st.integers(0, 2**32 - 1))
 def test_index_equals_brute_force_on_vertices_and_edges(zones: ZoneSet, seed: int) -> None:
     lon, lat = _boundary_points(zones, per_edge=2, seed=seed)
-    got, with_segments = (_pairs(*index.query(lon, lat)) for index in _indexes(zones))
-    assert got == with_segments == _pairs(*brute_force_pairs(zones, lon, lat))
+    index = FenceIndex(zones)
+    got = _pairs(*index.query(lon, lat))
+    assert got == _pairs(*brute_force_pairs(zones, lon, lat))
     # Boundary rule: every vertex is inside its own fence (covers semantics), holes' vertices included.
     got_set = set(got)
     k = 0
@@ -138,13 +126,10 @@ def test_point_exactly_on_an_edge_and_a_vertex_is_inside() -> None:
     lon = [110.25, 110.0, 110.5, 111.5, 111.25, 111.5, 111.5, 109.999]
     lat = [30.0, 30.0, 30.25, 30.5, 30.5, 30.25, 30.0, 30.25]
     # edge, vertex, edge, inside the hole, hole vertex-edge, hole edge, outer edge, outside
-    for index in _indexes(zones):
-        p, f = index.query(lon, lat)
-        ids = [zones.fences[i].id for i in f.tolist()]
-        assert list(zip(p.tolist(), ids, strict=True)) == [
-            (0, "sq"), (1, "sq"), (2, "sq"), (4, "ho"), (5, "ho"), (6, "ho")
-        ]
-        assert _pairs(p, f) == _pairs(*brute_force_pairs(zones, lon, lat))
+    p, f = FenceIndex(zones).query(lon, lat)
+    ids = [zones.fences[i].id for i in f.tolist()]
+    assert list(zip(p.tolist(), ids, strict=True)) == [(0, "sq"), (1, "sq"), (2, "sq"), (4, "ho"), (5, "ho"), (6, "ho")]
+    assert _pairs(p, f) == _pairs(*brute_force_pairs(zones, lon, lat))
 
 
 def test_very_large_corridor_and_tiny_berths() -> None:
@@ -160,9 +145,7 @@ def test_very_large_corridor_and_tiny_berths() -> None:
     lat = rng.uniform(29.0, 31.0, 200_000)
     blon, blat = _boundary_points(zones, per_edge=1, seed=4)
     lon, lat = np.r_[lon, blon], np.r_[lat, blat]
-    want = _pairs(*brute_force_pairs(zones, lon, lat))
-    for index in _indexes(zones):
-        assert _pairs(*index.query(lon, lat)) == want
+    assert _pairs(*FenceIndex(zones).query(lon, lat)) == _pairs(*brute_force_pairs(zones, lon, lat))
 
 
 @pytest.mark.parametrize(
