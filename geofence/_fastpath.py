@@ -102,9 +102,9 @@ class Chunk:
         self.prev_lat = self._prev(recs.lat, cols.last_lat, first)
         # the evidence rings before the chunk
         us = self.us
-        self.pre_lon = cols.trk_lon[us]
-        self.pre_lat = cols.trk_lat[us]
-        self.pre_ms = cols.ring_ms(us[:, None], np.arange(TRACK_LEN)[None, :])
+        self.pre_lon = cols.trk_lon.take(us, axis=0)
+        self.pre_lat = cols.trk_lat.take(us, axis=0)
+        self.pre_ms = cols.ring_rows_ms(us)
         self.pre_n = cols.trk_n[us].astype(np.int64)
         self.pre_head = cols.trk_head[us].astype(np.int64)
         self.pre_cls = cols.last_cls[us].astype(np.int64)
@@ -304,7 +304,7 @@ class FastPath:
         """XOR signature of each subject's member fences (as ``Chunk.sig`` is of a record's containing fences)."""
         c = self.c
         keys = np.append(c.tables.keys, 0)
-        mf = c.cols.mem_f[us]
+        mf = c.cols.mem_f.take(us, axis=0)
         sig: I64 = np.bitwise_xor.reduce(keys[mf], axis=1)
         multi = c.members.multi
         if multi:

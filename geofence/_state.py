@@ -178,10 +178,21 @@ class SubjectColumns:
         out: npt.NDArray[np.int64] = self.trk_sec[idx, pos].astype(np.int64) * 1000 + self.trk_ms[idx, pos]
         return out
 
+    def ring_rows_ms(self, idx: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """:meth:`ring_ms` of whole rings, ``(len(idx), TRACK_LEN)`` (row gathers: several times cheaper)."""
+        wide = self.opt("trk_ts")
+        if wide is not None:
+            return self.ring_ms(idx[:, None], np.arange(TRACK_LEN)[None, :])
+        out: npt.NDArray[np.int64] = self.trk_sec.take(idx, axis=0).astype(np.int64) * 1000 + self.trk_ms.take(
+            idx, axis=0
+        )
+        return out
+
     def set_ring(self, idx: Any, pos: Any, lon: Any, lat: Any, ts: npt.NDArray[np.float64]) -> None:
-        """Write ring entries (broadcast index arrays)."""
-        self.trk_lon[idx, pos] = lon
-        self.trk_lat[idx, pos] = lat
+        """Write ring entries (index arrays of equal shape: slot and ring position)."""
+        flat = np.asarray(idx, dtype=np.int64) * TRACK_LEN + pos  # flat scatters: cheaper than 2-D fancy indexing
+        self.trk_lon.put(flat, lon)
+        self.trk_lat.put(flat, lat)
         wide = self.opt("trk_ts")
         if wide is None:
             ts = np.asarray(ts, dtype=np.float64)
@@ -189,8 +200,8 @@ class SubjectColumns:
                 return
             if np.isfinite(ts).all() and ts.min() >= 0.0 and ts.max() < _SEC_MAX - 1:
                 m = ms_of(ts)
-                self.trk_sec[idx, pos] = m // 1000
-                self.trk_ms[idx, pos] = m % 1000
+                self.trk_sec.put(flat, m // 1000)
+                self.trk_ms.put(flat, m % 1000)
                 return
             wide = self._widen_ring()
         wide[idx, pos] = ts
@@ -310,8 +321,8 @@ class Memberships:
         Subjects in :attr:`multi` contribute their confirmed ("i") entries; the caller
         treats subjects with candidates separately.
         """
-        f = self.cols.mem_f[us]
-        t = self.cols.mem_t[us]
+        f = self.cols.mem_f.take(us, axis=0)
+        t = self.cols.mem_t.take(us, axis=0)
         k = f >= 0
         s_out: npt.NDArray[np.int64] = np.repeat(us, k.sum(axis=1))
         f_out: npt.NDArray[np.int64] = f[k].astype(np.int64)
@@ -337,8 +348,8 @@ class Memberships:
         cf[us] = -1
         ct[us] = NAN
         if self.multi:
-            for x in us.tolist():
-                self.multi.pop(x, None)
+            for x in self.multi.keys() & us.tolist():
+                del self.multi[x]
         if s.size == 0:
             return
         first = np.ones(s.size, dtype=bool)
