@@ -152,12 +152,8 @@ class Chunk:
         valid = in_chunk | in_ring
         ms = np.where(in_chunk, ms_of(r.ts[crow]), self.pre_ms[gg, pos])
         pts = list(zip(round6(lon[valid]), round6(lat[valid]), isos_ms(ms[valid]), strict=True))
-        out: list[list[Any]] = []
-        p = 0
-        for cnt in valid.sum(axis=1).tolist():
-            out.append(pts[p : p + cnt])
-            p += cnt
-        return out
+        ends = np.cumsum(valid.sum(axis=1)).tolist()
+        return [pts[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
     def track_row(self, row: int) -> list[list[Any]]:
         """:meth:`tracks` of one record, in plain Python (no array set-up for a single alert)."""
