@@ -128,6 +128,7 @@ class Reorder:
         self.max_ts: float = -np.inf
         self.seq: int = 0
         self.pending: list[Records] = []
+        self._pending_min: list[float] = []  # min eff of each pending part: parts at or above W are not scanned
 
     @property
     def watermark(self) -> float:
@@ -179,9 +180,12 @@ class Reorder:
         if keep.size == 0:
             return
         ts = ts_all[keep]
-        self.pending.append(
-            Records(slot, np.maximum(ts, w_prev[keep]), seq0 + keep, ts, lon, lat, sog, cog, kind, feed, sid)
-        )
+        eff = np.maximum(ts, w_prev[keep])
+        self._push(Records(slot, eff, seq0 + keep, ts, lon, lat, sog, cog, kind, feed, sid))
+
+    def _push(self, part: Records) -> None:
+        self.pending.append(part)
+        self._pending_min.append(float(part.eff.min()) if len(part) else np.inf)
 
     def release(self, final: bool) -> Records:
         """Pop the records with ``eff < W`` (all when ``final``), sorted by (eff, slot, seq)."""
@@ -189,24 +193,26 @@ class Reorder:
             return Records.empty()
         w = self.watermark
         ready: list[Records] = []
-        rest: list[Records] = []
-        for p in self.pending:
+        pending, mins = self.pending, self._pending_min
+        self.pending, self._pending_min = [], []
+        for p, lo in zip(pending, mins, strict=True):
             if final:
                 ready.append(p)
+                continue
+            if lo >= w:  # nothing of this part is released yet (with live micro-batches, most parts)
+                self.pending.append(p)
+                self._pending_min.append(lo)
                 continue
             r = p.eff < w
             k = int(r.sum())
             if k == len(p):
                 ready.append(p)
-            elif k == 0:
-                rest.append(p)
             elif r[:k].all():  # a released prefix: views, no copy
                 ready.append(p.take(slice(0, k)))
-                rest.append(p.take(slice(k, None)))
+                self._push(p.take(slice(k, None)))
             else:
                 ready.append(p.take(r))
-                rest.append(p.take(~r))
-        self.pending = rest
+                self._push(p.take(~r))
         if not ready:
             return Records.empty()
         out = Records.concat(ready)
@@ -237,5 +243,5 @@ class Reorder:
             sid = np.empty(len(meta["pend_sid"]), dtype=object)
             sid[:] = meta["pend_sid"]
             cols = {f.name: arrays[f"pend_{f.name}"] for f in fields(Records) if f.name != "sid"}
-            out.pending = [Records(**cols, sid=sid)]
+            out._push(Records(**cols, sid=sid))
         return out
