@@ -126,3 +126,27 @@ def test_buffer_m_width_in_metres() -> None:
 def test_bad_line_is_rejected_with_shape() -> None:
     with pytest.raises(ValueError, match="at least two"):
         g.MetricLine([(106.0, 29.0)])
+
+
+_lon = st.floats(-180.0, 180.0, allow_nan=False)
+_lat = st.floats(-90.0, 90.0, allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lon1=_lon, lat1=_lat, dlon=st.floats(-0.05, 0.05), dlat=st.floats(-0.05, 0.05), far=st.tuples(_lon, _lat))
+def test_the_fast_paths_haversine_bound_is_never_below_the_distance(
+    lon1: float, lat1: float, dlon: float, dlat: float, far: tuple[float, float]
+) -> None:
+    """The fast path skips the haversine of moves whose bound stays under the jump distance: sound only if the
+    bound never undercuts it (short moves, moves over the antimeridian, any pair of points)."""
+    from geofence._fastpath import _haversine_bound_m
+    from geofence._geo import haversine_m_arr
+
+    lon2, lat2 = lon1 + dlon, min(90.0, max(-90.0, lat1 + dlat))
+    a_lon = np.array([lon1, lon1, 179.999, far[0]])
+    a_lat = np.array([lat1, lat1, lat1, far[1]])
+    b_lon = np.array([lon2, far[0], -179.999, -far[0]])
+    b_lat = np.array([lat2, far[1], lat2, -far[1]])
+    bound = _haversine_bound_m(a_lon, a_lat, b_lon, b_lat)
+    exact = haversine_m_arr(a_lon, a_lat, b_lon, b_lat)
+    assert (bound >= exact * (1 - 1e-12)).all(), (bound, exact)
