@@ -43,6 +43,15 @@ def encode_ids(ids: npt.NDArray[np.object_] | list[str], min_words: int = 1) -> 
     joined = "\x00".join(lst)
     raw = joined.encode("utf-8", "surrogatepass")
     buf = np.frombuffer(raw, dtype=np.uint8)
+    w0 = raw.find(b"\x00")
+    if n > 1 and w0 > 0 and len(raw) == n * (w0 + 1) - 1 and raw.count(b"\x00") == n - 1:
+        # the usual batch: every id the same byte length (MMSIs, container numbers). The n - 1 NULs are the
+        # separators (no id holds one); at the fixed places of equal widths, they are those widths
+        grid = buf[: (n - 1) * (w0 + 1)].reshape(n - 1, w0 + 1)
+        if not grid[:, w0].any():
+            mat = np.zeros((n, max(min_words, (w0 + 7) // 8) * 8), dtype=np.uint8)
+            mat[:, :w0] = np.lib.stride_tricks.as_strided(buf, shape=(n, w0), strides=(w0 + 1, 1))
+            return mat.view(np.uint64)
     seps = np.flatnonzero(buf == 0)
     if seps.size == n - 1:
         starts = np.empty(n, dtype=np.int64)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geofence._engine_ids import IdMap
+from geofence._engine_ids import IdMap, _encode_one, encode_ids
 from geofence._engine_time import iso, iso_ms, isos, isos_ms, ms_of, rnd, round6
 from geofence._state import SubjectColumns
 from geofence.alerts import Alert, AlertType, Severity, Status
@@ -176,3 +176,32 @@ def test_a_snapshot_of_another_format_is_refused_with_advice() -> None:
     raw = json.dumps(head).encode()
     with pytest.raises(ConfigError, match="restart this checkpoint from its input"):
         Engine.restore(len(raw).to_bytes(8, "little") + raw + data[8 + n :], ZS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    width=st.integers(1, 12),
+    ids=st.lists(st.text(alphabet="a9\x00é", min_size=0, max_size=12), min_size=1, max_size=40),
+)
+def test_encoded_ids_equal_their_one_by_one_encoding(width: int, ids: list[str]) -> None:
+    """A batch of ids of one byte width takes a shortcut (separators at fixed places); ids of mixed widths,
+    with NULs inside or at the end, take the general path. Both give each id's own NUL-padded bytes."""
+    same = [(x * width)[:width] if x else "9" * width for x in ids]  # equal length (bytes differ with é)
+    for ids_ in (ids, same):
+        got = encode_ids(ids_)
+        one = [_encode_one(x) for x in ids_]
+        assert got.shape == (len(ids_), max(1, (max(map(len, one)) + 7) // 8))
+        want = np.frombuffer(b"".join(x.ljust(got.shape[1] * 8, b"\x00") for x in one), dtype=np.uint64)
+        assert got.reshape(-1).tolist() == want.tolist()
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [["ab", "c", "def"], ["a", "\x00"], ["ab", "\x00b", "cd"], ["a\x00", "bc"], ["12345678", "12345679"]],
+    ids=["same-total-other-widths", "nul-id", "nul-inside", "nul-at-end", "equal-widths"],
+)
+def test_encoded_ids_near_the_equal_width_shortcut(ids: list[str]) -> None:
+    got = encode_ids(ids)
+    one = [_encode_one(x) for x in ids]
+    want = np.frombuffer(b"".join(x.ljust(got.shape[1] * 8, b"\x00") for x in one), dtype=np.uint64)
+    assert got.reshape(-1).tolist() == want.tolist()
