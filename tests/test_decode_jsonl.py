@@ -299,3 +299,20 @@ def test_fields_absent_from_most_lines_are_read_where_present(last: bytes) -> No
         assert typed.positions.heading_deg[-1] == 91.0
         assert typed.positions.receiver[-1] == "rx-7"
         assert np.isnan(typed.positions.heading_deg[:-1]).all()
+
+
+@pytest.mark.parametrize("bad", [b"-5", b"5e20", b"null", b'"2024-06-01T00:00:09Z"', b"1717200009123"])
+def test_epoch_number_batches_read_like_the_dict_path(bad: bytes) -> None:
+    """Epoch-number times go straight into a float array; a batch with a missing, out-of-range or text time is
+    read the general way, so its positions and dead letters (values shown as written) are those of the dict path."""
+    lines = [b'{"id":"4130000%02d","ts":%d,"lon":106.5,"lat":29.5}' % (k, T0 + k) for k in range(9)]
+    lines.append(b'{"id":"413000009","ts":' + bad + b',"lon":106.5,"lat":29.5}')
+    typed = run(lines)
+    both = run([*lines, b"{broken"])
+    both.dead.pop()
+    assert [(d.line, d.reason, d.detail) for d in typed.dead] == [(d.line, d.reason, d.detail) for d in both.dead]
+    assert np.array_equal(typed.positions.ts_s, both.positions.ts_s)
+    if bad == b"-5":
+        assert typed.dead[0].detail.startswith("time -5 ")
+    if bad == b"1717200009123":  # milliseconds
+        assert typed.positions.ts_s[-1] == 1717200009.123

@@ -280,10 +280,16 @@ def build_records(
     ids, id_missing, id_bad = _ids(vals["id"], text)
     fail.mark(id_missing & ~is_other, _MISSING, lambda k: f"required field id is missing ({shown('id', k)})")
     fail.mark(id_bad & ~is_other, _BADVAL, lambda k: f"id {shown('id', k)} is not a string or integer")
-    ts_values = vals["ts"]
-    ts, ts_status = ctx.times.parse(ts_values)
+    numeric_ts = rec.numbers.get("ts")  # epoch numbers the decoder read as float64
+    ts_value: Callable[[int], Any]
+    if numeric_ts is None:
+        ts, ts_status = ctx.times.parse(vals["ts"])
+        ts_value = vals["ts"].__getitem__
+    else:
+        ts, ts_status = ctx.times.parse_numbers(numeric_ts)
+        ts_value = numeric_ts.item  # a Python float, shown as the value read
     fail.mark((ts_status == MISSING) & is_pos, _MISSING, lambda k: "required field ts is missing")
-    fail.mark((ts_status == BAD) & ~is_other, _BADTIME, lambda k: ctx.times.describe(ts_values[k]))
+    fail.mark((ts_status == BAD) & ~is_other, _BADTIME, lambda k: ctx.times.describe(ts_value(k)))
 
     # -- coordinates
     fail.mark(no_coords, _MISSING, lambda k: "required fields lon and lat are missing")

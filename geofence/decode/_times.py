@@ -201,6 +201,23 @@ class TimeParser:
                     at = np.asarray(idx, dtype=np.int64)[got]
                     ts[at] = sub[got]
                     done[at] = True
+        return self._rest(values, ts, status, done)
+
+    def parse_numbers(self, values: F64) -> tuple[F64, U8]:
+        """:meth:`parse` of epoch numbers a decoder already read as float64 (NaN where missing): same results."""
+        n = values.size
+        ts = np.full(n, np.nan)
+        status = np.full(n, BAD, dtype=np.uint8)
+        return self._rest(values, ts, status, self._number_vector(values, ts))
+
+    @staticmethod
+    def numbers_all_valid(values: F64) -> bool:
+        """Whether :meth:`parse_numbers` gives OK for every one of these epoch numbers (NaN: missing, not OK)."""
+        sec = np.where(values > _MS_THRESHOLD, values / 1000.0, values)
+        return bool(((sec >= 0.0) & (sec < MAX_EPOCH_S)).all())
+
+    def _rest(self, values: Sequence[object] | F64, ts: F64, status: U8, done: Mask) -> tuple[F64, U8]:
+        """Statuses of the rows a vector path decided, and the others one by one."""
         status[done] = OK
         for k in np.flatnonzero(~done).tolist():
             value = self._one(values[k])
@@ -226,7 +243,7 @@ class TimeParser:
     # ------------------------------------------------------------------ vector paths
 
     @staticmethod
-    def _number_vector(values: Sequence[object], ts: F64) -> Mask:
+    def _number_vector(values: Sequence[object] | F64, ts: F64) -> Mask:
         """Epoch numbers (int/float only: the caller checked the types, so no bools)."""
         arr = np.array(values, dtype=np.float64)
         arr = np.where(arr > _MS_THRESHOLD, arr / 1000.0, arr)

@@ -57,6 +57,7 @@ _BISECT_MIN = 8
 _NAN = float("nan")
 #: Fields read as numbers (msgspec ``float``: a JSON integer or float; absent -> NaN, null -> None).
 _FLOAT_FIELDS = frozenset({"lon", "lat", "sog", "cog", "heading"})
+_GET_TS = attrgetter("ts")
 
 
 _INT_LO, _INT_HI = -(1 << 63), (1 << 64) - 1  # orjson keeps integers in this range; it reads larger ones as floats
@@ -88,7 +89,7 @@ _SCALAR = str | Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)] | 
 
 
 def _record_decoder(
-    keys: Mapping[str, tuple[str, ...]], *, scalars: bool = False
+    keys: Mapping[str, tuple[str, ...]], *, scalars: bool = False, number_ts: bool = False
 ) -> msgspec.json.Decoder[Any] | None:
     """A msgspec decoder of ``[record, ...]`` with the fields ``keys`` names; None when a key is a dotted path.
 
@@ -98,13 +99,20 @@ def _record_decoder(
     integers beyond 64 bits made floats as orjson reads them: :func:`_orjson_column`), for the lazy
     fields, whose decoding must not fail once the batch has been read. Unknown keys are ignored, as the
     dict path ignores them. The decoder reads only the fields it is given: a record type with fewer fields
-    is faster to fill, which is why the lazy fields have a decoder of their own.
+    is faster to fill, which is why the lazy fields have a decoder of their own. With ``number_ts`` the
+    ``ts`` field is typed as a number (a JSON integer or float, read as float): a feed of epoch times,
+    whose column then goes straight into a float64 array.
     """
     if any(len(path) != 1 for path in keys.values()):
         return None
     other: Any = _SCALAR if scalars else object
     fields: list[tuple[str, Any, Any]] = [
-        (name, float | None, _NAN) if name in _FLOAT_FIELDS else (name, other, None) for name in keys
+        (name, float | None, _NAN)
+        if name in _FLOAT_FIELDS
+        else (name, float, _NAN)
+        if number_ts and name == "ts"
+        else (name, other, None)
+        for name in keys
     ]
     try:
         record = msgspec.defstruct(
@@ -185,7 +193,10 @@ class JsonlDecoder:
         lazy_keys = {f: path for f, path in self._keys.items() if f in LAZY_FIELDS}
         self._typed = _record_decoder(self._eager, scalars=True)
         # per set of eager fields a batch holds, a decoder of just those (see _typed_columns)
-        self._typed_present: dict[tuple[str, ...], msgspec.json.Decoder[Any] | None] = {}
+        self._typed_present: dict[
+            tuple[str, ...], tuple[msgspec.json.Decoder[Any] | None, msgspec.json.Decoder[Any] | None]
+        ] = {}
+        self._typed_number_ts = _record_decoder(self._eager, scalars=True, number_ts=True)
         # the distinct bytes of each eager field's quoted key, quote first (it is in every batch)
         self._key_chars = {
             f: [bytes([b]) for b in dict.fromkeys(orjson.dumps(path[0]))] for f, path in self._eager.items()
@@ -234,18 +245,22 @@ class JsonlDecoder:
         n = len(lines)
         if len(text) > self._max_line and max(map(len, lines)) > self._max_line:
             return None
-        present, typed = self._typed_for(text)
+        present, typed, typed_number_ts = self._typed_for(text)
         if typed is None:
             return None
-        try:
-            recs: list[Any] = typed.decode(text)
-        except (msgspec.DecodeError, ValueError):  # ValidationError included; ValueError: invalid UTF-8
-            return None
+        numbers: dict[str, npt.NDArray[np.float64]] = {}
+        recs = self._epoch_records(text, n, typed_number_ts, numbers)
+        if recs is None:
+            try:
+                recs = typed.decode(text)
+            except (msgspec.DecodeError, ValueError):  # ValidationError included; ValueError: invalid UTF-8
+                return None
         if len(recs) != n:  # two objects on one line and none on another: the line numbers would be wrong
             return None
         cols: dict[str, list[Any]] = {}
-        numbers: dict[str, npt.NDArray[np.float64]] = {}
         for name in self._eager:
+            if name in numbers:
+                continue
             if name not in present:  # no record has the key: what the decoder gives an absent key
                 if name in _FLOAT_FIELDS:
                     numbers[name] = np.full(n, _NAN)
@@ -283,26 +298,54 @@ class JsonlDecoder:
         line = np.arange(first_line, first_line + n, dtype=np.int64)
         return RecordColumns(cols, line, lines, text=False, maybe_bool=False, lazy=lazy, numbers=numbers)
 
-    def _typed_for(self, text: bytes) -> tuple[tuple[str, ...], msgspec.json.Decoder[Any] | None]:
-        """The eager fields that may occur in the batch ``text``, and a typed decoder of just those.
+    @staticmethod
+    def _epoch_records(
+        text: bytes, n: int, decoder: msgspec.json.Decoder[Any] | None, numbers: dict[str, npt.NDArray[np.float64]]
+    ) -> list[Any] | None:
+        """The records of a batch whose times are all valid epoch numbers, ``ts`` put in ``numbers``; else None.
+
+        The time column then skips the per-value type checks of the time parser. A batch with a
+        text time fails the decode at its first one (cheaply, for a text-time feed); a batch
+        with a missing, null or out-of-range time is read again the general way, so that its
+        dead letters show the values as read.
+        """
+        if decoder is None:
+            return None
+        try:
+            recs: list[Any] = decoder.decode(text)
+        except (msgspec.DecodeError, ValueError):
+            return None
+        if len(recs) != n:
+            return None
+        ts = np.fromiter(map(_GET_TS, recs), dtype=np.float64, count=n)
+        if not TimeParser.numbers_all_valid(ts):  # NaN (absent) and inf fail too
+            return None
+        numbers["ts"] = ts
+        return recs
+
+    def _typed_for(
+        self, text: bytes
+    ) -> tuple[tuple[str, ...], msgspec.json.Decoder[Any] | None, msgspec.json.Decoder[Any] | None]:
+        """The eager fields that may occur in the batch ``text``, and typed decoders of just those.
 
         Feeds often leave some schema fields out (no heading, no receiver); a record type without
         them is faster to fill, and their columns need no reading. A key is proven absent when one
         of its characters occurs nowhere in the text (a single-byte search runs at memory speed;
         a search for the whole key would cost more than it saves). With a backslash anywhere a key
-        could be spelt with escapes, so every field is read.
+        could be spelt with escapes, so every field is read. The second decoder types ``ts`` as a
+        number (None when ``ts`` is absent): epoch-time feeds, tried first.
         """
         if b"\\" in text:
-            return tuple(self._eager), self._typed
+            return tuple(self._eager), self._typed, self._typed_number_ts
         present = tuple(f for f, chars in self._key_chars.items() if all(c in text for c in chars))
-        typed = self._typed_present.get(present, self)
-        if typed is self:
+        got = self._typed_present.get(present)
+        if got is None:
             if len(self._typed_present) >= 32:  # bounded: a feed whose key sets keep changing
                 self._typed_present.clear()
-            typed = self._typed_present[present] = _record_decoder(
-                {f: self._eager[f] for f in present}, scalars=True
-            )
-        return present, typed  # type: ignore[return-value]
+            keys = {f: self._eager[f] for f in present}
+            number = _record_decoder(keys, scalars=True, number_ts=True) if "ts" in present else None
+            got = self._typed_present[present] = (_record_decoder(keys, scalars=True), number)
+        return present, got[0], got[1]
 
     def _dict_columns(
         self, lines: Sequence[bytes], first_line: int, counts: Counts, dead: list[DeadLetter]
