@@ -503,3 +503,21 @@ def test_restricted_entry_runs_commit_no_other_violation(sim_shipped: Simulation
         for f in limited:
             inside = shapely.contains_xy(f.geometry, s["lon"], s["lat"])
             assert np.all(s["sog"][inside] <= f.params.speed_limit_kn), f"{sid} speeding in {f.id}"
+
+
+def test_plans_of_vessels_whose_reports_fall_inside_one_long_leg(shipped: ZoneSet) -> None:
+    """A planned vessel whose one hour of reports lies on a leg longer than the plan window has no track knot
+    in that window: its corridor is that leg (the ingest benchmark's fallback simulation, 400 vessels for one
+    hour with seed 3, used to fail on it with an IndexError). Every corridor covers its vessel's reports."""
+    sim = simulate(shipped, SimConfig(vessels=400, hours=1, seed=3))
+    assert sim.plans
+    mmsi = sim.reports.mmsi
+    for plan in sim.plans:
+        coords = plan["corridor"]["coordinates"]
+        assert len(coords) >= 2 and coords[0] != coords[-1]
+        t0, t1 = parse_iso_utc(plan["valid_from"]), parse_iso_utc(plan["valid_to"])
+        assert t0 <= t1
+        own = (mmsi == int(plan["subject_id"])) & (sim.reports.ts >= t0) & (sim.reports.ts <= t1)
+        line = shapely.LineString(coords)
+        far_deg = shapely.distance(line, shapely.points(sim.reports.lon[own], sim.reports.lat[own])).max()
+        assert far_deg * 111_000 < plan["width_m"] / 2, plan["subject_id"]

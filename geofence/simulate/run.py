@@ -634,9 +634,10 @@ def _plans(
         if len(ts) < 2:
             continue
         t, lon, lat = v.track.arrays()
-        keep = (t >= ts[0] - 3600) & (t <= ts[-1] + 3600)
-        idx = np.flatnonzero(keep)
-        lo, hi = max(idx[0] - 1, 0), min(idx[-1] + 1, len(t) - 1)
+        # the track's knots within an hour of the reports, and one more on each side; when no knot falls
+        # in that window (one long leg spans it), the leg's two ends
+        lo = max(int(np.searchsorted(t, ts[0] - 3600, side="left")) - 1, 0)
+        hi = min(int(np.searchsorted(t, ts[-1] + 3600, side="right")), len(t) - 1)
         coords = np.column_stack([lon[lo : hi + 1], lat[lo : hi + 1]])
         if len(coords) < 2 or np.all(coords == coords[0]):
             continue
