@@ -124,6 +124,13 @@ def _civil_seconds(y: I64, mo: I64, d: I64, hh: I64, mi: I64, ss: I64) -> tuple[
 _SAMPLE = 64
 
 
+def _epoch_seconds(values: F64) -> tuple[F64, Mask]:
+    """Epoch numbers as seconds (values above :data:`_MS_THRESHOLD` are milliseconds), and which are valid."""
+    sec = np.where(values > _MS_THRESHOLD, values / 1000.0, values)
+    ok: Mask = np.isfinite(sec) & (sec >= 0.0) & (sec < MAX_EPOCH_S)
+    return sec, ok
+
+
 class TimeParser:
     """Parse a column of timestamps to UTC epoch seconds (see the module docstring for the rules).
 
@@ -213,8 +220,7 @@ class TimeParser:
     @staticmethod
     def numbers_all_valid(values: F64) -> bool:
         """Whether :meth:`parse_numbers` gives OK for every one of these epoch numbers (NaN: missing, not OK)."""
-        sec = np.where(values > _MS_THRESHOLD, values / 1000.0, values)
-        return bool(((sec >= 0.0) & (sec < MAX_EPOCH_S)).all())
+        return bool(_epoch_seconds(values)[1].all())
 
     def _rest(self, values: Sequence[object] | F64, ts: F64, status: U8, done: Mask) -> tuple[F64, U8]:
         """Statuses of the rows a vector path decided, and the others one by one."""
@@ -245,9 +251,7 @@ class TimeParser:
     @staticmethod
     def _number_vector(values: Sequence[object] | F64, ts: F64) -> Mask:
         """Epoch numbers (int/float only: the caller checked the types, so no bools)."""
-        arr = np.array(values, dtype=np.float64)
-        arr = np.where(arr > _MS_THRESHOLD, arr / 1000.0, arr)
-        ok: Mask = np.isfinite(arr) & (arr >= 0.0) & (arr < MAX_EPOCH_S)
+        arr, ok = _epoch_seconds(np.array(values, dtype=np.float64))
         ts[ok] = arr[ok]
         return ok
 
