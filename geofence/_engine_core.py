@@ -155,7 +155,6 @@ class Core:
         self.zones = zones
         self.tables = ZoneTables(zones, self.config, baseline)
         self.index = FenceIndex.for_zones(zones)
-        self.index.prepare_boundary_distances(self.tables.hysteresis_m)
         self.ids = IdMap()
         self.cols = SubjectColumns()
         self.members = Memberships(self.cols)

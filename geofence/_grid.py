@@ -23,6 +23,8 @@ import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from geofence.errors import ZoneError
+
 __all__ = ["Grid", "SegmentGrid", "build_grid", "build_segment_grid"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -128,14 +130,17 @@ def _boundary_cells(geom: BaseGeometry, x0: float, y0: float, inv: float) -> Int
 
 
 def _centres_inside(
-    geom: BaseGeometry,
+    geom: BaseGeometry | npt.NDArray[np.object_],
     ix: npt.NDArray[np.floating[Any]] | IntArray,
     iy: npt.NDArray[np.floating[Any]] | IntArray,
     x0: float,
     y0: float,
     cell: float,
 ) -> npt.NDArray[np.bool_]:
-    """Exact containment of the centres of fine cells (cell indices, possibly offset by a half cell)."""
+    """Exact containment of the centres of fine cells (cell indices, possibly offset by a half cell).
+
+    ``geom`` is one geometry for all cells, or one per cell.
+    """
     return np.asarray(shapely.intersects_xy(geom, x0 + (ix + 0.5) * cell, y0 + (iy + 0.5) * cell), dtype=bool)
 
 
@@ -375,6 +380,16 @@ class SegmentGrid:
         Segment end points in their fence's local metric frame (see ``FenceIndex.distance_m``).
     nfy, n_fences
         Key arithmetic.
+    cell_first
+        Aligned with :attr:`Grid.fine`: the position in ``keys`` of the first key of each fine cell,
+        -1 for a cell without segments. A cell's keys are contiguous (sorted by cell, then fence),
+        so a (cell, fence) key is found in a step or two instead of a binary search over ``keys``.
+        Every segment cell lies in a mixed coarse cell, since the grid's boundary cells come from
+        the same rasteriser.
+    centre_inside
+        Per key: 1 when the centre of the key's cell lies in the key's fence (on its boundary
+        included), else 0; the exact shapely answer. The reference from which the parity of
+        boundary crossings decides points of that cell (see :mod:`geofence._kernels`).
     """
 
     keys: IntArray
@@ -386,11 +401,14 @@ class SegmentGrid:
     by: FloatArray
     nfy: int
     n_fences: int
+    cell_first: npt.NDArray[np.int32]
+    centre_inside: npt.NDArray[np.int8]
 
     @property
     def nbytes(self) -> int:
         """Memory held by the tables."""
-        return int(sum(a.nbytes for a in (self.keys, self.ptr, self.seg, self.ax, self.ay, self.bx, self.by)))
+        arrays = (self.keys, self.ptr, self.seg, self.ax, self.ay, self.bx, self.by)
+        return int(sum(a.nbytes for a in (*arrays, self.cell_first, self.centre_inside)))
 
 
 def build_segment_grid(
@@ -425,7 +443,8 @@ def build_segment_grid(
     if not keys:
         z = np.zeros(0, np.int64)
         zf = np.zeros(0)
-        return SegmentGrid(z, np.zeros(1, np.int64), z, zf, zf, zf, zf, grid.nfy, nf)
+        cf = _cell_first(grid, z, nf)
+        return SegmentGrid(z, np.zeros(1, np.int64), z, zf, zf, zf, zf, grid.nfy, nf, cf, np.zeros(0, np.int8))
     allk = np.concatenate(keys)
     alls = np.concatenate(segs)
     order = np.argsort(allk, kind="stable")
@@ -434,8 +453,14 @@ def build_segment_grid(
     first = np.ones(allk.size, dtype=bool)
     first[1:] = allk[1:] != allk[:-1]
     starts = np.flatnonzero(first)
+    ukeys = allk[starts]
+    cell, fence = ukeys // nf, ukeys % nf
+    garr = np.empty(nf, dtype=object)
+    garr[:] = geoms
+    ucx, ucy = cell // grid.nfy, cell % grid.nfy
+    centre_inside = _centres_inside(garr[fence], ucx, ucy, grid.x0_deg, grid.y0_deg, grid.cell_deg)
     return SegmentGrid(
-        keys=allk[starts],
+        keys=ukeys,
         ptr=np.append(starts, allk.size).astype(np.int64),
         seg=alls[order],
         ax=np.ascontiguousarray(e[:, 0]),
@@ -444,4 +469,26 @@ def build_segment_grid(
         by=np.ascontiguousarray(e[:, 3]),
         nfy=grid.nfy,
         n_fences=nf,
+        cell_first=_cell_first(grid, ukeys, nf),
+        centre_inside=centre_inside.astype(np.int8),
     )
+
+
+def _cell_first(grid: Grid, keys: IntArray, n_fences: int) -> npt.NDArray[np.int32]:
+    """:attr:`SegmentGrid.cell_first` of the sorted (cell, fence) ``keys``."""
+    out = np.full(grid.fine.size, -1, dtype=np.int32)
+    if keys.size == 0:
+        return out
+    if keys.size >= np.iinfo(np.int32).max:
+        raise ZoneError(
+            f"{keys.size} boundary (cell, fence) pairs exceed the int32 table; build the index with a larger cell_deg"
+        )
+    k = 1 << grid.shift
+    cell = keys // n_fences
+    head = np.flatnonzero(np.diff(cell, prepend=-1) != 0)  # each cell's first key (keys sorted by cell)
+    cx, cy = cell[head] // grid.nfy + k, cell[head] % grid.nfy + k
+    block = grid.coarse[(cx >> grid.shift) * ((grid.nfy >> grid.shift) + 2) + (cy >> grid.shift)].astype(np.int64)
+    mixed = block < 0  # always, as the grid's boundary cells come from the same rasteriser
+    slot = (-block[mixed] - 1) * (k * k) + (cx[mixed] & (k - 1)) * k + (cy[mixed] & (k - 1))
+    out[slot] = head[mixed]
+    return out

@@ -280,7 +280,6 @@ class Engine:
         c.tables = ZoneTables(zones, c.config, c.baseline)
         c.zones = zones
         c.index = FenceIndex.for_zones(zones)
-        c.index.prepare_boundary_distances(c.tables.hysteresis_m)
         c.cols.last_cls[: c.cols.n] = -1  # grid classes of the old index mean nothing now
         self._zones.remap(old_ids, {fid: i for i, fid in enumerate(c.tables.ids)})
         for sus in c.suspects.values():

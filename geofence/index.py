@@ -27,6 +27,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geofence._grid import Grid, SegmentGrid, build_grid, build_segment_grid
+from geofence._kernels import boundary_distances, inside_near_boundary, segments_meet
 from geofence._sortedkeys import find_sorted
 from geofence.errors import CoordinateError
 from geofence.fence import Fence, ZoneSet
@@ -81,54 +82,6 @@ def _expand(counts: IntArray, starts: IntArray) -> tuple[IntArray, IntArray]:
     return item, entry
 
 
-def _point_segment_m(
-    px: FloatArray, py: FloatArray, ax: FloatArray, ay: FloatArray, bx: FloatArray, by: FloatArray
-) -> FloatArray:
-    """Distance from points to segments, with the arithmetic of GEOS ``Distance::pointToSegment``."""
-    dx, dy = bx - ax, by - ay
-    len2 = dx * dx + dy * dy
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = ((px - ax) * dx + (py - ay) * dy) / len2
-        s = ((ay - py) * dx - (ax - px) * dy) / len2
-        mid = np.abs(s) * np.sqrt(len2)
-    da = np.sqrt((px - ax) * (px - ax) + (py - ay) * (py - ay))
-    db = np.sqrt((px - bx) * (px - bx) + (py - by) * (py - by))
-    out: FloatArray = np.where((len2 == 0) | (r <= 0.0), da, np.where(r >= 1.0, db, mid))
-    return out
-
-
-def _cross_signs(
-    px0: FloatArray,
-    py0: FloatArray,
-    px1: FloatArray,
-    py1: FloatArray,
-    qx0: FloatArray,
-    qy0: FloatArray,
-    qx1: FloatArray,
-    qy1: FloatArray,
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """(proper, apart) of segment pairs P and Q in a metric frame, from orientation signs.
-
-    ``proper``: they cross at one interior point of both; ``apart``: they cannot meet. Neither:
-    a sign lies within the rounding margin of zero (touching, collinear, a degenerate segment),
-    and only an exact test decides. Coordinates are metres within ~1e6 m of the frame origin.
-    """
-    ux, uy = px1 - px0, py1 - py0
-    vx, vy = qx1 - qx0, qy1 - qy0
-    d1 = ux * (qy0 - py0) - uy * (qx0 - px0)
-    d2 = ux * (qy1 - py0) - uy * (qx1 - px0)
-    d3 = vx * (py0 - qy0) - vy * (px0 - qx0)
-    d4 = vx * (py1 - qy0) - vy * (px1 - qx0)
-    eps = 1e-9 * (np.abs(ux) + np.abs(uy) + 1.0) * (np.abs(vx) + np.abs(vy) + 1.0) + 1e-6
-    pos1, neg1 = d1 > eps, d1 < -eps
-    pos2, neg2 = d2 > eps, d2 < -eps
-    pos3, neg3 = d3 > eps, d3 < -eps
-    pos4, neg4 = d4 > eps, d4 < -eps
-    proper = ((pos1 & neg2) | (neg1 & pos2)) & ((pos3 & neg4) | (neg3 & pos4))
-    apart = (pos1 & pos2) | (neg1 & neg2) | (pos3 & pos4) | (neg3 & neg4)
-    return proper, apart
-
-
 _SHARED: dict[tuple[str, float], FenceIndex] = {}  # FenceIndex.for_zones: insertion order = use order
 _SHARED_MAX = 2
 _SHARED_LOCK = threading.Lock()
@@ -181,7 +134,7 @@ class FenceIndex:
     _lat_ref: FloatArray
     _cos_ref: FloatArray
     _proj_boundary: npt.NDArray[np.object_]
-    _segs: SegmentGrid | None
+    _segs: SegmentGrid
     _cls_bnd: npt.NDArray[np.bool_]
     _bnd_len: IntArray
     _bnd_ptr: IntArray
@@ -242,7 +195,7 @@ class FenceIndex:
         object.__setattr__(self, "_lat_ref", lat_ref)
         object.__setattr__(self, "_cos_ref", cos_ref)
         object.__setattr__(self, "_proj_boundary", proj)
-        object.__setattr__(self, "_segs", None)
+        object.__setattr__(self, "_segs", build_segment_grid(geoms, self._grid, lon_ref, lat_ref, cos_ref, _M_PER_DEG))
         g = self._grid
         # per class: does any fence boundary pass through cells of this class?
         bnd = np.zeros(g.cls_len.size, dtype=bool)
@@ -284,8 +237,8 @@ class FenceIndex:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the grid tables (geometries excluded)."""
-        return self._grid.nbytes
+        """Memory held by the grid and boundary-segment tables (geometries excluded)."""
+        return self._grid.nbytes + self._segs.nbytes
 
     def query(self, lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike) -> tuple[IntArray, IntArray]:
         """Return every (point_index, fence_index) pair with the point inside or on the fence.
@@ -340,7 +293,14 @@ class FenceIndex:
         bits = np.where(self._bnd_len[cls] > BITS_UNKNOWN, 1 << BITS_UNKNOWN, 0).astype(np.int64)
         if need.size:
             p = point[need]
-            hit = shapely.intersects_xy(self._geoms[fence[need]], lon[p], lat[p])
+            fn = fence[need]
+            side = inside_near_boundary(
+                lon[p], lat[p], fn, self._segs, g, self._lon_ref, self._lat_ref, self._cos_ref, _M_PER_DEG
+            )
+            hit = side == 1
+            unsure = np.flatnonzero(side < 0)
+            if unsure.size:
+                hit[unsure] = shapely.intersects_xy(self._geoms[fn[unsure]], lon[p[unsure]], lat[p[unsure]])
             rank = self._exact_rank[entry[need]]
             ok = hit & (rank < BITS_UNKNOWN)
             np.bitwise_or.at(bits, p[ok], np.left_shift(1, rank[ok]))
@@ -450,17 +410,22 @@ class FenceIndex:
         to hundreds of metres need. Not meant for fences crossing the antimeridian.
         """
         lon, lat = check_coordinates(lon_deg, lat_deg)
-        fidx = np.asarray(fence_idx, dtype=np.int64).reshape(-1)
-        if fidx.shape != lon.shape:
-            raise CoordinateError(f"fence_idx has {fidx.size} values for {lon.size} points; pass one fence per point")
-        if fidx.size and (fidx.min() < 0 or fidx.max() >= len(self.fences)):
-            bad = int(fidx[(fidx < 0) | (fidx >= len(self.fences))][0])
-            raise IndexError(f"fence index {bad} out of range for {len(self.fences)} fences")
+        fidx = self._fence_indices(fence_idx, lon.size)
         x = (lon - self._lon_ref[fidx]) * self._cos_ref[fidx] * _M_PER_DEG
         y = (lat - self._lat_ref[fidx]) * _M_PER_DEG
         d = np.asarray(shapely.distance(self._proj_boundary[fidx], shapely.points(x, y)), dtype=np.float64)
         inside = np.asarray(shapely.intersects_xy(self._geoms[fidx], lon, lat), dtype=bool)
         return np.where(inside, -d, d)
+
+    def _fence_indices(self, fence_idx: npt.ArrayLike, n: int) -> IntArray:
+        """``fence_idx`` as a contiguous int64 array of ``n`` valid fence indices, or a clear error."""
+        fidx = np.ascontiguousarray(np.asarray(fence_idx, dtype=np.int64).reshape(-1))
+        if fidx.size != n:
+            raise CoordinateError(f"fence_idx has {fidx.size} values for {n} points; pass one fence per point")
+        if fidx.size and (fidx.min() < 0 or fidx.max() >= len(self.fences)):
+            bad = int(fidx[(fidx < 0) | (fidx >= len(self.fences))][0])
+            raise IndexError(f"fence index {bad} out of range for {len(self.fences)} fences")
+        return fidx
 
     def boundary_distance_m(
         self, lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike, fence_idx: npt.ArrayLike, within_m: npt.ArrayLike
@@ -473,43 +438,13 @@ class FenceIndex:
         the fence's vertex count: this is what hysteresis bands of tens of metres need.
         """
         lon, lat = check_coordinates(lon_deg, lat_deg)
-        fidx = np.asarray(fence_idx, dtype=np.int64).reshape(-1)
-        within = np.broadcast_to(np.asarray(within_m, dtype=np.float64), lon.shape)
-        out = np.full(lon.size, np.inf)
+        fidx = self._fence_indices(fence_idx, lon.size)
+        within = np.ascontiguousarray(np.broadcast_to(np.asarray(within_m, dtype=np.float64), lon.shape))
         if lon.size == 0:
-            return out
-        sg = self._segments()
-        g: Grid = self._grid
-        # the cells meeting the box of +-within around each point, in the fence's metric frame (1e-9 slack)
-        fin = np.isfinite(within)
-        rx = np.where(fin, within, 0.0) / (np.maximum(self._cos_ref[fidx], 1e-9) * _M_PER_DEG) * (1 + 1e-9)
-        ry = np.where(fin, within, 0.0) / _M_PER_DEG * (1 + 1e-9)
-        ix0 = np.floor((lon - rx - g.x0_deg) * g.inv_cell).astype(np.int64)
-        ix1 = np.floor((lon + rx - g.x0_deg) * g.inv_cell).astype(np.int64)
-        iy0 = np.floor((lat - ry - g.y0_deg) * g.inv_cell).astype(np.int64)
-        iy1 = np.floor((lat + ry - g.y0_deg) * g.inv_cell).astype(np.int64)
-        w = ix1 - ix0 + 1
-        ncell = np.where(fin, w * (iy1 - iy0 + 1), 0)
-        item, j = _expand(ncell, np.zeros(lon.size, dtype=np.int64))
-        cx = ix0[item] + j % w[item]
-        cy = iy0[item] + j // w[item]
-        ok = (cx >= 0) & (cx < g.nfx) & (cy >= 0) & (cy < g.nfy)
-        if not ok.all():
-            item, cx, cy = item[ok], cx[ok], cy[ok]
-        key = (cx * sg.nfy + cy) * sg.n_fences + fidx[item]
-        pos, hit = find_sorted(sg.keys, key)
-        if not hit.any():
-            return out
-        lo = sg.ptr[pos[hit]]
-        it2, entry = _expand(sg.ptr[pos[hit] + 1] - lo, lo)
-        it = item[hit][it2]
-        sgi = sg.seg[entry]
-        px = (lon[it] - self._lon_ref[fidx[it]]) * self._cos_ref[fidx[it]] * _M_PER_DEG
-        py = (lat[it] - self._lat_ref[fidx[it]]) * _M_PER_DEG
-        d = _point_segment_m(px, py, sg.ax[sgi], sg.ay[sgi], sg.bx[sgi], sg.by[sgi])
-        np.minimum.at(out, it, d)
-        out[out > within] = np.inf
-        return out
+            return np.full(0, np.inf)
+        return boundary_distances(
+            lon, lat, fidx, within, self._segs, self._grid, self._lon_ref, self._lat_ref, self._cos_ref, _M_PER_DEG
+        )
 
     def boundary_candidates(
         self, lon0: npt.ArrayLike, lat0: npt.ArrayLike, lon1: npt.ArrayLike, lat1: npt.ArrayLike
@@ -584,60 +519,16 @@ class FenceIndex:
         answer is the same). Signs within a rounding margin of zero (touching, collinear, or a
         degenerate segment) and long segments give -1: decide those exactly with shapely.
         """
-        n = lon0.size
-        out = np.full(n, -1, dtype=np.int8)
-        if n == 0:
-            return out
-        sg = self._segments()
-        g: Grid = self._grid
-        ix0 = np.floor((np.minimum(lon0, lon1) - g.x0_deg) * g.inv_cell).astype(np.int64)
-        ix1 = np.floor((np.maximum(lon0, lon1) - g.x0_deg) * g.inv_cell).astype(np.int64)
-        iy0 = np.floor((np.minimum(lat0, lat1) - g.y0_deg) * g.inv_cell).astype(np.int64)
-        iy1 = np.floor((np.maximum(lat0, lat1) - g.y0_deg) * g.inv_cell).astype(np.int64)
-        w = ix1 - ix0 + 1
-        ncell = w * (iy1 - iy0 + 1)
-        small = (ncell <= 9) & (ix0 >= 0) & (ix1 < g.nfx) & (iy0 >= 0) & (iy1 < g.nfy)
-        sel = np.flatnonzero(small)
-        item, j = _expand(ncell[sel], np.zeros(sel.size, dtype=np.int64))
-        item = sel[item]
-        cx = ix0[item] + j % w[item]
-        cy = iy0[item] + j // w[item]
-        f = fence_idx[item]
-        key = (cx * sg.nfy + cy) * sg.n_fences + f
-        pos, hit = find_sorted(sg.keys, key)
-        out[sel] = 0  # no boundary segment in the box: the segment cannot meet the boundary
-        if not hit.any():
-            return out
-        lo = sg.ptr[pos[hit]]
-        it2, entry = _expand(sg.ptr[pos[hit] + 1] - lo, lo)
-        it = item[hit][it2]
-        si = sg.seg[entry]
-        fi = fence_idx[it]
-        c, lo_r, la_r = self._cos_ref[fi] * _M_PER_DEG, self._lon_ref[fi], self._lat_ref[fi]
-        px0, py0 = (lon0[it] - lo_r) * c, (lat0[it] - la_r) * _M_PER_DEG
-        px1, py1 = (lon1[it] - lo_r) * c, (lat1[it] - la_r) * _M_PER_DEG
-        proper, apart = _cross_signs(px0, py0, px1, py1, sg.ax[si], sg.ay[si], sg.bx[si], sg.by[si])
-        yes = np.zeros(n, dtype=bool)
-        yes[it[proper]] = True
-        unsure = np.zeros(n, dtype=bool)
-        unsure[it[~proper & ~apart]] = True
-        out[unsure] = -1
-        out[yes] = 1
-        return out
-
-    def prepare_boundary_distances(self, within_m: npt.ArrayLike) -> None:
-        """Build the tables of :meth:`boundary_distance_m` now if any fence will need them (``within_m`` > 0)."""
-        if np.any(np.asarray(within_m, dtype=np.float64) > 0):
-            self._segments()
-
-    def _segments(self) -> SegmentGrid:
-        sg = self._segs
-        if sg is None:
-            sg = build_segment_grid(
-                list(self._geoms), self._grid, self._lon_ref, self._lat_ref, self._cos_ref, _M_PER_DEG
-            )
-            object.__setattr__(self, "_segs", sg)
-        return sg
+        x0, y0, x1, y1 = (np.ascontiguousarray(a, dtype=np.float64).reshape(-1) for a in (lon0, lat0, lon1, lat1))
+        if not x0.size == y0.size == x1.size == y1.size:
+            sizes = f"{x0.size}, {y0.size}, {x1.size}, {y1.size}"
+            raise CoordinateError(f"segment ends of {sizes} values; pass one of each per segment")
+        fidx = self._fence_indices(fence_idx, x0.size)
+        if fidx.size == 0:
+            return np.full(0, -1, dtype=np.int8)
+        return segments_meet(
+            x0, y0, x1, y1, fidx, self._segs, self._grid, self._lon_ref, self._lat_ref, self._cos_ref, _M_PER_DEG
+        )
 
     def query_within(
         self, lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike, distance_m: float

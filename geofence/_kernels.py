@@ -1,0 +1,382 @@
+"""Compiled loops over the fence boundary segments near points (numba).
+
+The short-range boundary questions of the fence index (how far is this point
+from fence f's boundary, within a band of metres; does this short move meet it)
+look up the boundary segments bucketed in a few grid cells around each item
+and do a little arithmetic on each. Written with numpy, each item fans out into
+cells, each cell into a sorted-key search and each hit into segments, one array
+pass per step; the searches in a table of ~10^6 keys miss the cache at most of
+their steps. Here one loop per item does it all, and a cell finds its segment
+keys through a table aligned with the grid's fine cells (:attr:`SegmentGrid.cell_first`)
+in one step. Measured on the pipeline benchmark's calls: 47 ms -> 10 ms for
+48k boundary distances.
+
+The arithmetic is that of the numpy reference implementations in
+:mod:`geofence.index` (``_point_segment_m``, ``_cross_signs``), operation by operation,
+without fast-math, so the results are the same to the bit; tests compare them.
+Compiled on first use and cached next to this module (``cache=True``); a process
+that cannot write there compiles in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from geofence._grid import Grid, SegmentGrid
+
+__all__ = ["boundary_distances", "inside_near_boundary", "segments_meet"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+_JIT: dict[str, Any] = {"cache": True, "error_model": "numpy", "nogil": True}
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _cell_of(v: float, n: int) -> int:
+    """``floor(v)`` for a finite cell coordinate, kept within [-1, n] so that it fits an integer."""
+    return math.floor(min(max(v, -1.0), float(n)))
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _key_pos(
+    cx: int,
+    cy: int,
+    f: int,
+    keys: IntArray,
+    cell_first: npt.NDArray[np.int32],
+    coarse: npt.NDArray[np.int32],
+    shift: int,
+    ncy2: int,
+    nfy: int,
+    n_fences: int,
+) -> int:
+    """Position of the (cell, fence) key in ``keys``, or -1 when the fence has no segment in the cell."""
+    k = 1 << shift
+    mask = k - 1
+    key = (cx * nfy + cy) * n_fences + f
+    c = coarse[((cx + k) >> shift) * ncy2 + ((cy + k) >> shift)]
+    if c >= 0:  # a uniform coarse cell: no boundary passes (the grids share their rasteriser); searched anyway
+        p = int(np.searchsorted(keys, key))
+    else:
+        p = cell_first[(-c - 1) * k * k + ((cx + k) & mask) * k + ((cy + k) & mask)]
+        if p < 0:
+            return -1
+        while p < keys.size and keys[p] < key:  # the cell's keys are contiguous, one per fence (about 1.1)
+            p += 1
+    if p < keys.size and keys[p] == key:
+        return p
+    return -1
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _point_segment(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> float:
+    """``geofence.index._point_segment_m`` for one pair (GEOS ``Distance::pointToSegment``)."""
+    dx = bx - ax
+    dy = by - ay
+    len2 = dx * dx + dy * dy
+    if len2 == 0.0:
+        return math.sqrt((px - ax) * (px - ax) + (py - ay) * (py - ay))
+    r = ((px - ax) * dx + (py - ay) * dy) / len2
+    if r <= 0.0:
+        return math.sqrt((px - ax) * (px - ax) + (py - ay) * (py - ay))
+    if r >= 1.0:
+        return math.sqrt((px - bx) * (px - bx) + (py - by) * (py - by))
+    s = ((ay - py) * dx - (ax - px) * dy) / len2
+    return abs(s) * math.sqrt(len2)
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _boundary_distances(
+    lon: FloatArray,
+    lat: FloatArray,
+    fidx: IntArray,
+    within: FloatArray,
+    keys: IntArray,
+    ptr: IntArray,
+    seg: IntArray,
+    ax: FloatArray,
+    ay: FloatArray,
+    bx: FloatArray,
+    by: FloatArray,
+    cell_first: npt.NDArray[np.int32],
+    coarse: npt.NDArray[np.int32],
+    shift: int,
+    nfx: int,
+    nfy: int,
+    n_fences: int,
+    x0: float,
+    y0: float,
+    inv_cell: float,
+    lon_ref: FloatArray,
+    lat_ref: FloatArray,
+    cos_ref: FloatArray,
+    m_per_deg: float,
+    out: FloatArray,
+) -> None:
+    ncy2 = (nfy >> shift) + 2
+    for i in range(lon.size):
+        w = within[i]
+        if not math.isfinite(w):
+            continue
+        f = fidx[i]
+        # the cells meeting the box of +-within around the point, in the fence's metric frame (1e-9 slack)
+        rx = w / (max(cos_ref[f], 1e-9) * m_per_deg) * (1 + 1e-9)
+        ry = w / m_per_deg * (1 + 1e-9)
+        ix0 = max(_cell_of((lon[i] - rx - x0) * inv_cell, nfx), 0)
+        ix1 = min(_cell_of((lon[i] + rx - x0) * inv_cell, nfx), nfx - 1)
+        iy0 = max(_cell_of((lat[i] - ry - y0) * inv_cell, nfy), 0)
+        iy1 = min(_cell_of((lat[i] + ry - y0) * inv_cell, nfy), nfy - 1)
+        px = (lon[i] - lon_ref[f]) * cos_ref[f] * m_per_deg
+        py = (lat[i] - lat_ref[f]) * m_per_deg
+        best = np.inf
+        for cx in range(ix0, ix1 + 1):
+            for cy in range(iy0, iy1 + 1):
+                p = _key_pos(cx, cy, f, keys, cell_first, coarse, shift, ncy2, nfy, n_fences)
+                if p < 0:
+                    continue
+                for e in range(ptr[p], ptr[p + 1]):
+                    s = seg[e]
+                    d = _point_segment(px, py, ax[s], ay[s], bx[s], by[s])
+                    if d < best:
+                        best = d
+        if best <= w:
+            out[i] = best
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _segments_meet(
+    lon0: FloatArray,
+    lat0: FloatArray,
+    lon1: FloatArray,
+    lat1: FloatArray,
+    fidx: IntArray,
+    keys: IntArray,
+    ptr: IntArray,
+    seg: IntArray,
+    ax: FloatArray,
+    ay: FloatArray,
+    bx: FloatArray,
+    by: FloatArray,
+    cell_first: npt.NDArray[np.int32],
+    coarse: npt.NDArray[np.int32],
+    shift: int,
+    nfx: int,
+    nfy: int,
+    n_fences: int,
+    x0: float,
+    y0: float,
+    inv_cell: float,
+    lon_ref: FloatArray,
+    lat_ref: FloatArray,
+    cos_ref: FloatArray,
+    m_per_deg: float,
+    out: npt.NDArray[np.int8],
+) -> None:
+    ncy2 = (nfy >> shift) + 2
+    for i in range(lon0.size):
+        out[i] = -1  # unless decided below; long, leaving the grid, or not a number: decided by the caller
+        if not math.isfinite(lon0[i] + lat0[i] + lon1[i] + lat1[i]):  # NaN and inf propagate through the sum
+            continue
+        ix0 = _cell_of((min(lon0[i], lon1[i]) - x0) * inv_cell, nfx)
+        ix1 = _cell_of((max(lon0[i], lon1[i]) - x0) * inv_cell, nfx)
+        iy0 = _cell_of((min(lat0[i], lat1[i]) - y0) * inv_cell, nfy)
+        iy1 = _cell_of((max(lat0[i], lat1[i]) - y0) * inv_cell, nfy)
+        if (ix1 - ix0 + 1) * (iy1 - iy0 + 1) > 9 or ix0 < 0 or ix1 >= nfx or iy0 < 0 or iy1 >= nfy:
+            continue
+        f = fidx[i]
+        c = cos_ref[f] * m_per_deg
+        px0 = (lon0[i] - lon_ref[f]) * c
+        py0 = (lat0[i] - lat_ref[f]) * m_per_deg
+        px1 = (lon1[i] - lon_ref[f]) * c
+        py1 = (lat1[i] - lat_ref[f]) * m_per_deg
+        res = 0
+        for cx in range(ix0, ix1 + 1):
+            for cy in range(iy0, iy1 + 1):
+                p = _key_pos(cx, cy, f, keys, cell_first, coarse, shift, ncy2, nfy, n_fences)
+                if p < 0:
+                    continue
+                for e in range(ptr[p], ptr[p + 1]):
+                    s = seg[e]
+                    got = _crossing(px0, py0, px1, py1, ax[s], ay[s], bx[s], by[s])
+                    if got == 1:
+                        res = 1
+                    elif got < 0 and res == 0:
+                        res = -1
+                if res == 1:
+                    break
+            if res == 1:
+                break
+        out[i] = res
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _crossing(px0: float, py0: float, px1: float, py1: float, qx0: float, qy0: float, qx1: float, qy1: float) -> int:
+    """Segments P and Q in a metric frame: 1 they cross at one interior point of both, 0 they cannot meet,
+    -1 unsure (an orientation sign within the rounding margin of zero: touching, collinear, degenerate).
+
+    Coordinates are metres within ~1e6 m of the frame origin; the margin is far above the rounding
+    error of the (lon, lat) -> metres map, so a sure answer is the answer in (lon, lat).
+    """
+    ux = px1 - px0
+    uy = py1 - py0
+    vx = qx1 - qx0
+    vy = qy1 - qy0
+    d1 = ux * (qy0 - py0) - uy * (qx0 - px0)
+    d2 = ux * (qy1 - py0) - uy * (qx1 - px0)
+    d3 = vx * (py0 - qy0) - vy * (px0 - qx0)
+    d4 = vx * (py1 - qy0) - vy * (px1 - qx0)
+    eps = 1e-9 * (abs(ux) + abs(uy) + 1.0) * (abs(vx) + abs(vy) + 1.0) + 1e-6
+    pos1, neg1 = d1 > eps, d1 < -eps
+    pos2, neg2 = d2 > eps, d2 < -eps
+    pos3, neg3 = d3 > eps, d3 < -eps
+    pos4, neg4 = d4 > eps, d4 < -eps
+    if ((pos1 and neg2) or (neg1 and pos2)) and ((pos3 and neg4) or (neg3 and pos4)):
+        return 1
+    if (pos1 and pos2) or (neg1 and neg2) or (pos3 and pos4) or (neg3 and neg4):
+        return 0
+    return -1
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _inside_near_boundary(
+    lon: FloatArray,
+    lat: FloatArray,
+    fidx: IntArray,
+    keys: IntArray,
+    ptr: IntArray,
+    seg: IntArray,
+    ax: FloatArray,
+    ay: FloatArray,
+    bx: FloatArray,
+    by: FloatArray,
+    centre_inside: npt.NDArray[np.int8],
+    cell_first: npt.NDArray[np.int32],
+    coarse: npt.NDArray[np.int32],
+    shift: int,
+    nfx: int,
+    nfy: int,
+    n_fences: int,
+    x0: float,
+    y0: float,
+    inv_cell: float,
+    lon_ref: FloatArray,
+    lat_ref: FloatArray,
+    cos_ref: FloatArray,
+    m_per_deg: float,
+    out: npt.NDArray[np.int8],
+) -> None:
+    ncy2 = (nfy >> shift) + 2
+    cell = 1.0 / inv_cell
+    for i in range(lon.size):
+        out[i] = -1
+        if not (math.isfinite(lon[i]) and math.isfinite(lat[i])):
+            continue
+        cx = _cell_of((lon[i] - x0) * inv_cell, nfx)
+        cy = _cell_of((lat[i] - y0) * inv_cell, nfy)
+        if cx < 0 or cx >= nfx or cy < 0 or cy >= nfy:
+            continue
+        f = fidx[i]
+        p = _key_pos(cx, cy, f, keys, cell_first, coarse, shift, ncy2, nfy, n_fences)
+        if p < 0:
+            continue
+        c = cos_ref[f] * m_per_deg
+        # from the cell centre, whose side is known, to the point: each boundary crossing flips the side
+        rx = (x0 + (cx + 0.5) * cell - lon_ref[f]) * c
+        ry = (y0 + (cy + 0.5) * cell - lat_ref[f]) * m_per_deg
+        px = (lon[i] - lon_ref[f]) * c
+        py = (lat[i] - lat_ref[f]) * m_per_deg
+        side = np.int8(centre_inside[p])
+        for e in range(ptr[p], ptr[p + 1]):
+            s = seg[e]
+            got = _crossing(rx, ry, px, py, ax[s], ay[s], bx[s], by[s])
+            if got < 0:
+                side = np.int8(-1)
+                break
+            side ^= np.int8(got)
+        out[i] = side
+
+
+def boundary_distances(
+    lon: FloatArray,
+    lat: FloatArray,
+    fence_idx: IntArray,
+    within_m: FloatArray,
+    sg: SegmentGrid,
+    grid: Grid,
+    lon_ref: FloatArray,
+    lat_ref: FloatArray,
+    cos_ref: FloatArray,
+    m_per_deg: float,
+) -> FloatArray:
+    """Per point, the distance (m) to fence ``fence_idx``'s boundary where it is at most ``within_m``, else inf.
+
+    See :meth:`geofence.index.FenceIndex.boundary_distance_m`; the arguments are its checked
+    inputs (1-D, equal length, ``within_m`` one value per point) and the index's tables.
+    """
+    out = np.full(lon.size, np.inf)
+    _boundary_distances(
+        lon, lat, fence_idx, within_m, sg.keys, sg.ptr, sg.seg, sg.ax, sg.ay, sg.bx, sg.by, sg.cell_first,
+        grid.coarse, grid.shift, grid.nfx, grid.nfy, sg.n_fences, grid.x0_deg, grid.y0_deg, grid.inv_cell,
+        lon_ref, lat_ref, cos_ref, m_per_deg, out,
+    )  # fmt: skip
+    return out
+
+
+def segments_meet(
+    lon0: FloatArray,
+    lat0: FloatArray,
+    lon1: FloatArray,
+    lat1: FloatArray,
+    fence_idx: IntArray,
+    sg: SegmentGrid,
+    grid: Grid,
+    lon_ref: FloatArray,
+    lat_ref: FloatArray,
+    cos_ref: FloatArray,
+    m_per_deg: float,
+) -> npt.NDArray[np.int8]:
+    """Per item: does the straight segment meet fence ``fence_idx``'s boundary? 1 yes, 0 no, -1 unsure.
+
+    See :meth:`geofence.index.FenceIndex.segments_meet_boundary`.
+    """
+    out = np.empty(lon0.size, dtype=np.int8)
+    _segments_meet(
+        lon0, lat0, lon1, lat1, fence_idx, sg.keys, sg.ptr, sg.seg, sg.ax, sg.ay, sg.bx, sg.by, sg.cell_first,
+        grid.coarse, grid.shift, grid.nfx, grid.nfy, sg.n_fences, grid.x0_deg, grid.y0_deg, grid.inv_cell,
+        lon_ref, lat_ref, cos_ref, m_per_deg, out,
+    )  # fmt: skip
+    return out
+
+
+def inside_near_boundary(
+    lon: FloatArray,
+    lat: FloatArray,
+    fence_idx: IntArray,
+    sg: SegmentGrid,
+    grid: Grid,
+    lon_ref: FloatArray,
+    lat_ref: FloatArray,
+    cos_ref: FloatArray,
+    m_per_deg: float,
+) -> npt.NDArray[np.int8]:
+    """Per point: 1 inside fence ``fence_idx`` (its boundary included), 0 outside, -1 unsure.
+
+    For points in grid cells the fence's boundary passes through. The segment from the cell's
+    centre (whose side :attr:`SegmentGrid.centre_inside` holds) to the point lies in the cell, so
+    only the fence's segments bucketed there can cross it, and the parity of the crossings gives
+    the point's side. Unsure where a crossing is (touching, a vertex, the point on or within
+    ~1e-6 m of the boundary): decide those exactly with shapely.
+    """
+    out = np.empty(lon.size, dtype=np.int8)
+    _inside_near_boundary(
+        lon, lat, fence_idx, sg.keys, sg.ptr, sg.seg, sg.ax, sg.ay, sg.bx, sg.by, sg.centre_inside, sg.cell_first,
+        grid.coarse, grid.shift, grid.nfx, grid.nfy, sg.n_fences, grid.x0_deg, grid.y0_deg, grid.inv_cell,
+        lon_ref, lat_ref, cos_ref, m_per_deg, out,
+    )  # fmt: skip
+    return out
