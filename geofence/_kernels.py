@@ -29,7 +29,7 @@ from numba import njit
 
 from geofence._grid import Grid, SegmentGrid
 
-__all__ = ["boundary_distances", "inside_near_boundary", "segments_meet"]
+__all__ = ["boundary_distances", "inside_near_boundary", "segments_meet", "warm"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -380,3 +380,16 @@ def inside_near_boundary(
         lon_ref, lat_ref, cos_ref, m_per_deg, out,
     )  # fmt: skip
     return out
+
+
+def warm(sg: SegmentGrid, grid: Grid, lon_ref: FloatArray, lat_ref: FloatArray, cos_ref: FloatArray) -> None:
+    """Load (or compile) the kernels now, with one empty call each, rather than in the first batch.
+
+    Loading them from the cache takes a few tenths of a second per process, compiling them a few
+    seconds; an index is built before the stream starts, so that is where this belongs.
+    """
+    f0 = np.zeros(0)
+    i0 = np.zeros(0, dtype=np.int64)
+    boundary_distances(f0, f0, i0, f0, sg, grid, lon_ref, lat_ref, cos_ref, 1.0)
+    segments_meet(f0, f0, f0, f0, i0, sg, grid, lon_ref, lat_ref, cos_ref, 1.0)
+    inside_near_boundary(f0, f0, i0, sg, grid, lon_ref, lat_ref, cos_ref, 1.0)

@@ -28,6 +28,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geofence._grid import Grid, SegmentGrid, build_grid, build_segment_grid
 from geofence._kernels import boundary_distances, inside_near_boundary, segments_meet
+from geofence._kernels import warm as warm_kernels
 from geofence._sortedkeys import find_sorted
 from geofence.errors import CoordinateError
 from geofence.fence import Fence, ZoneSet
@@ -196,6 +197,7 @@ class FenceIndex:
         object.__setattr__(self, "_cos_ref", cos_ref)
         object.__setattr__(self, "_proj_boundary", proj)
         object.__setattr__(self, "_segs", build_segment_grid(geoms, self._grid, lon_ref, lat_ref, cos_ref, _M_PER_DEG))
+        warm_kernels(self._segs, self._grid, lon_ref, lat_ref, cos_ref)  # not in the first batch of a stream
         g = self._grid
         # per class: does any fence boundary pass through cells of this class?
         bnd = np.zeros(g.cls_len.size, dtype=bool)
