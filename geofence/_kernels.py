@@ -29,12 +29,17 @@ from numba import njit
 
 from geofence._grid import Grid, SegmentGrid
 
-__all__ = ["boundary_distances", "inside_near_boundary", "segments_meet", "warm"]
+__all__ = ["Tables", "boundary_distances", "inside_near_boundary", "segments_meet", "tables", "warm"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _JIT: dict[str, Any] = {"cache": True, "error_model": "numpy", "nogil": True}
+
+#: The segment and grid tables of one index with its metric frames (:func:`tables`): segment keys,
+#: pointers, ids and end points, ``cell_first``, ``centre_inside``, the coarse table and grid
+#: arithmetic, the fence count, and per fence the frame's reference lon, lat and cosine.
+Tables = tuple[Any, ...]
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
@@ -97,28 +102,11 @@ def _boundary_distances(
     lat: FloatArray,
     fidx: IntArray,
     within: FloatArray,
-    keys: IntArray,
-    ptr: IntArray,
-    seg: IntArray,
-    ax: FloatArray,
-    ay: FloatArray,
-    bx: FloatArray,
-    by: FloatArray,
-    cell_first: npt.NDArray[np.int32],
-    coarse: npt.NDArray[np.int32],
-    shift: int,
-    nfx: int,
-    nfy: int,
-    n_fences: int,
-    x0: float,
-    y0: float,
-    inv_cell: float,
-    lon_ref: FloatArray,
-    lat_ref: FloatArray,
-    cos_ref: FloatArray,
-    m_per_deg: float,
+    tab: Tables,
     out: FloatArray,
 ) -> None:
+    keys, ptr, seg, ax, ay, bx, by, cell_first, _, coarse, shift, nfx, nfy, n_fences = tab[:14]
+    x0, y0, inv_cell, lon_ref, lat_ref, cos_ref, m_per_deg = tab[14:]
     ncy2 = (nfy >> shift) + 2
     for i in range(lon.size):
         w = within[i]
@@ -156,28 +144,11 @@ def _segments_meet(
     lon1: FloatArray,
     lat1: FloatArray,
     fidx: IntArray,
-    keys: IntArray,
-    ptr: IntArray,
-    seg: IntArray,
-    ax: FloatArray,
-    ay: FloatArray,
-    bx: FloatArray,
-    by: FloatArray,
-    cell_first: npt.NDArray[np.int32],
-    coarse: npt.NDArray[np.int32],
-    shift: int,
-    nfx: int,
-    nfy: int,
-    n_fences: int,
-    x0: float,
-    y0: float,
-    inv_cell: float,
-    lon_ref: FloatArray,
-    lat_ref: FloatArray,
-    cos_ref: FloatArray,
-    m_per_deg: float,
+    tab: Tables,
     out: npt.NDArray[np.int8],
 ) -> None:
+    keys, ptr, seg, ax, ay, bx, by, cell_first, _, coarse, shift, nfx, nfy, n_fences = tab[:14]
+    x0, y0, inv_cell, lon_ref, lat_ref, cos_ref, m_per_deg = tab[14:]
     ncy2 = (nfy >> shift) + 2
     for i in range(lon0.size):
         out[i] = -1  # unless decided below; long, leaving the grid, or not a number: decided by the caller
@@ -248,29 +219,11 @@ def _inside_near_boundary(
     lon: FloatArray,
     lat: FloatArray,
     fidx: IntArray,
-    keys: IntArray,
-    ptr: IntArray,
-    seg: IntArray,
-    ax: FloatArray,
-    ay: FloatArray,
-    bx: FloatArray,
-    by: FloatArray,
-    centre_inside: npt.NDArray[np.int8],
-    cell_first: npt.NDArray[np.int32],
-    coarse: npt.NDArray[np.int32],
-    shift: int,
-    nfx: int,
-    nfy: int,
-    n_fences: int,
-    x0: float,
-    y0: float,
-    inv_cell: float,
-    lon_ref: FloatArray,
-    lat_ref: FloatArray,
-    cos_ref: FloatArray,
-    m_per_deg: float,
+    tab: Tables,
     out: npt.NDArray[np.int8],
 ) -> None:
+    keys, ptr, seg, ax, ay, bx, by, cell_first, centre_inside, coarse, shift, nfx, nfy, n_fences = tab[:14]
+    x0, y0, inv_cell, lon_ref, lat_ref, cos_ref, m_per_deg = tab[14:]
     ncy2 = (nfy >> shift) + 2
     cell = 1.0 / inv_cell
     for i in range(lon.size):
@@ -303,16 +256,7 @@ def _inside_near_boundary(
 
 
 def boundary_distances(
-    lon: FloatArray,
-    lat: FloatArray,
-    fence_idx: IntArray,
-    within_m: FloatArray,
-    sg: SegmentGrid,
-    grid: Grid,
-    lon_ref: FloatArray,
-    lat_ref: FloatArray,
-    cos_ref: FloatArray,
-    m_per_deg: float,
+    lon: FloatArray, lat: FloatArray, fence_idx: IntArray, within_m: FloatArray, tab: Tables
 ) -> FloatArray:
     """Per point, the distance (m) to fence ``fence_idx``'s boundary where it is at most ``within_m``, else inf.
 
@@ -320,51 +264,23 @@ def boundary_distances(
     inputs (1-D, equal length, ``within_m`` one value per point) and the index's tables.
     """
     out = np.full(lon.size, np.inf)
-    _boundary_distances(
-        lon, lat, fence_idx, within_m, sg.keys, sg.ptr, sg.seg, sg.ax, sg.ay, sg.bx, sg.by, sg.cell_first,
-        grid.coarse, grid.shift, grid.nfx, grid.nfy, sg.n_fences, grid.x0_deg, grid.y0_deg, grid.inv_cell,
-        lon_ref, lat_ref, cos_ref, m_per_deg, out,
-    )  # fmt: skip
+    _boundary_distances(lon, lat, fence_idx, within_m, tab, out)
     return out
 
 
 def segments_meet(
-    lon0: FloatArray,
-    lat0: FloatArray,
-    lon1: FloatArray,
-    lat1: FloatArray,
-    fence_idx: IntArray,
-    sg: SegmentGrid,
-    grid: Grid,
-    lon_ref: FloatArray,
-    lat_ref: FloatArray,
-    cos_ref: FloatArray,
-    m_per_deg: float,
+    lon0: FloatArray, lat0: FloatArray, lon1: FloatArray, lat1: FloatArray, fence_idx: IntArray, tab: Tables
 ) -> npt.NDArray[np.int8]:
     """Per item: does the straight segment meet fence ``fence_idx``'s boundary? 1 yes, 0 no, -1 unsure.
 
     See :meth:`geofence.index.FenceIndex.segments_meet_boundary`.
     """
     out = np.empty(lon0.size, dtype=np.int8)
-    _segments_meet(
-        lon0, lat0, lon1, lat1, fence_idx, sg.keys, sg.ptr, sg.seg, sg.ax, sg.ay, sg.bx, sg.by, sg.cell_first,
-        grid.coarse, grid.shift, grid.nfx, grid.nfy, sg.n_fences, grid.x0_deg, grid.y0_deg, grid.inv_cell,
-        lon_ref, lat_ref, cos_ref, m_per_deg, out,
-    )  # fmt: skip
+    _segments_meet(lon0, lat0, lon1, lat1, fence_idx, tab, out)
     return out
 
 
-def inside_near_boundary(
-    lon: FloatArray,
-    lat: FloatArray,
-    fence_idx: IntArray,
-    sg: SegmentGrid,
-    grid: Grid,
-    lon_ref: FloatArray,
-    lat_ref: FloatArray,
-    cos_ref: FloatArray,
-    m_per_deg: float,
-) -> npt.NDArray[np.int8]:
+def inside_near_boundary(lon: FloatArray, lat: FloatArray, fence_idx: IntArray, tab: Tables) -> npt.NDArray[np.int8]:
     """Per point: 1 inside fence ``fence_idx`` (its boundary included), 0 outside, -1 unsure.
 
     For points in grid cells the fence's boundary passes through. The segment from the cell's
@@ -374,15 +290,22 @@ def inside_near_boundary(
     ~1e-6 m of the boundary): decide those exactly with shapely.
     """
     out = np.empty(lon.size, dtype=np.int8)
-    _inside_near_boundary(
-        lon, lat, fence_idx, sg.keys, sg.ptr, sg.seg, sg.ax, sg.ay, sg.bx, sg.by, sg.centre_inside, sg.cell_first,
-        grid.coarse, grid.shift, grid.nfx, grid.nfy, sg.n_fences, grid.x0_deg, grid.y0_deg, grid.inv_cell,
-        lon_ref, lat_ref, cos_ref, m_per_deg, out,
-    )  # fmt: skip
+    _inside_near_boundary(lon, lat, fence_idx, tab, out)
     return out
 
 
-def warm(sg: SegmentGrid, grid: Grid, lon_ref: FloatArray, lat_ref: FloatArray, cos_ref: FloatArray) -> None:
+def tables(
+    sg: SegmentGrid, grid: Grid, lon_ref: FloatArray, lat_ref: FloatArray, cos_ref: FloatArray, m_per_deg: float
+) -> Tables:
+    """The index's tables as the kernels take them (one tuple, built once per index)."""
+    return (
+        sg.keys, sg.ptr, sg.seg, sg.ax, sg.ay, sg.bx, sg.by, sg.cell_first, sg.centre_inside,
+        grid.coarse, grid.shift, grid.nfx, grid.nfy, sg.n_fences,
+        grid.x0_deg, grid.y0_deg, grid.inv_cell, lon_ref, lat_ref, cos_ref, m_per_deg,
+    )  # fmt: skip
+
+
+def warm(tab: Tables) -> None:
     """Load (or compile) the kernels now, with one empty call each, rather than in the first batch.
 
     Loading them from the cache takes a few tenths of a second per process, compiling them a few
@@ -390,6 +313,6 @@ def warm(sg: SegmentGrid, grid: Grid, lon_ref: FloatArray, lat_ref: FloatArray, 
     """
     f0 = np.zeros(0)
     i0 = np.zeros(0, dtype=np.int64)
-    boundary_distances(f0, f0, i0, f0, sg, grid, lon_ref, lat_ref, cos_ref, 1.0)
-    segments_meet(f0, f0, f0, f0, i0, sg, grid, lon_ref, lat_ref, cos_ref, 1.0)
-    inside_near_boundary(f0, f0, i0, sg, grid, lon_ref, lat_ref, cos_ref, 1.0)
+    boundary_distances(f0, f0, i0, f0, tab)
+    segments_meet(f0, f0, f0, f0, i0, tab)
+    inside_near_boundary(f0, f0, i0, tab)

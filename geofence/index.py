@@ -27,7 +27,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geofence._grid import Grid, SegmentGrid, build_grid, build_segment_grid
-from geofence._kernels import boundary_distances, inside_near_boundary, segments_meet
+from geofence._kernels import Tables, boundary_distances, inside_near_boundary, segments_meet, tables
 from geofence._kernels import warm as warm_kernels
 from geofence._sortedkeys import find_sorted
 from geofence.errors import CoordinateError
@@ -117,6 +117,7 @@ class FenceIndex:
         "_exact_rank",
         "_geoms",
         "_grid",
+        "_ktab",
         "_lat_ref",
         "_lon_ref",
         "_proj_boundary",
@@ -136,6 +137,7 @@ class FenceIndex:
     _cos_ref: FloatArray
     _proj_boundary: npt.NDArray[np.object_]
     _segs: SegmentGrid
+    _ktab: Tables
     _cls_bnd: npt.NDArray[np.bool_]
     _bnd_len: IntArray
     _bnd_ptr: IntArray
@@ -197,7 +199,8 @@ class FenceIndex:
         object.__setattr__(self, "_cos_ref", cos_ref)
         object.__setattr__(self, "_proj_boundary", proj)
         object.__setattr__(self, "_segs", build_segment_grid(geoms, self._grid, lon_ref, lat_ref, cos_ref, _M_PER_DEG))
-        warm_kernels(self._segs, self._grid, lon_ref, lat_ref, cos_ref)  # not in the first batch of a stream
+        object.__setattr__(self, "_ktab", tables(self._segs, self._grid, lon_ref, lat_ref, cos_ref, _M_PER_DEG))
+        warm_kernels(self._ktab)  # not in the first batch of a stream
         g = self._grid
         # per class: does any fence boundary pass through cells of this class?
         bnd = np.zeros(g.cls_len.size, dtype=bool)
@@ -296,9 +299,7 @@ class FenceIndex:
         if need.size:
             p = point[need]
             fn = fence[need]
-            side = inside_near_boundary(
-                lon[p], lat[p], fn, self._segs, g, self._lon_ref, self._lat_ref, self._cos_ref, _M_PER_DEG
-            )
+            side = inside_near_boundary(lon[p], lat[p], fn, self._ktab)
             hit = side == 1
             unsure = np.flatnonzero(side < 0)
             if unsure.size:
@@ -444,9 +445,7 @@ class FenceIndex:
         within = np.ascontiguousarray(np.broadcast_to(np.asarray(within_m, dtype=np.float64), lon.shape))
         if lon.size == 0:
             return np.full(0, np.inf)
-        return boundary_distances(
-            lon, lat, fidx, within, self._segs, self._grid, self._lon_ref, self._lat_ref, self._cos_ref, _M_PER_DEG
-        )
+        return boundary_distances(lon, lat, fidx, within, self._ktab)
 
     def boundary_candidates(
         self, lon0: npt.ArrayLike, lat0: npt.ArrayLike, lon1: npt.ArrayLike, lat1: npt.ArrayLike
@@ -528,9 +527,7 @@ class FenceIndex:
         fidx = self._fence_indices(fence_idx, x0.size)
         if fidx.size == 0:
             return np.full(0, -1, dtype=np.int8)
-        return segments_meet(
-            x0, y0, x1, y1, fidx, self._segs, self._grid, self._lon_ref, self._lat_ref, self._cos_ref, _M_PER_DEG
-        )
+        return segments_meet(x0, y0, x1, y1, fidx, self._ktab)
 
     def query_within(
         self, lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike, distance_m: float

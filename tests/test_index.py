@@ -342,10 +342,7 @@ def test_points_near_a_boundary_are_decided_by_crossing_parity(zones: ZoneSet, s
     index = FenceIndex(zones)
     geoms = np.array([f.geometry for f in zones.fences], dtype=object)
     dist = np.abs(index.distance_m(lon, lat, fence))
-    m_per_deg = 6_371_008.8 * math.pi / 180
-    side = inside_near_boundary(
-        lon, lat, fence, index._segs, index._grid, index._lon_ref, index._lat_ref, index._cos_ref, m_per_deg
-    )
+    side = inside_near_boundary(lon, lat, fence, index._ktab)
     exact = shapely.intersects_xy(geoms[fence], lon, lat)
     decided = side >= 0
     assert (side[decided] == exact[decided]).all()
@@ -359,8 +356,5 @@ def test_points_near_a_boundary_are_decided_by_crossing_parity(zones: ZoneSet, s
     assert decided[in_cell & (dist > 0.01)].mean() > 0.97  # unsure: near the boundary, or crossing at a vertex
     # on a vertex: unsure, left to the exact test
     coords = shapely.get_coordinates(shapely.boundary(zones.fences[0].geometry))
-    on = inside_near_boundary(
-        coords[:, 0], coords[:, 1], np.zeros(len(coords), dtype=np.int64), index._segs, index._grid,
-        index._lon_ref, index._lat_ref, index._cos_ref, m_per_deg,
-    )  # fmt: skip
+    on = inside_near_boundary(coords[:, 0], coords[:, 1], np.zeros(len(coords), dtype=np.int64), index._ktab)
     assert (on == -1).all()
