@@ -29,12 +29,26 @@ from numba import njit
 
 from geofence._grid import Grid, SegmentGrid
 
-__all__ = ["Tables", "boundary_distances", "inside_near_boundary", "segments_meet", "tables", "warm"]
+__all__ = [
+    "ClassTables",
+    "Tables",
+    "boundary_distances",
+    "inside_near_boundary",
+    "query",
+    "segments_meet",
+    "tables",
+    "warm",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _JIT: dict[str, Any] = {"cache": True, "error_model": "numpy", "nogil": True}
+
+#: The grid's class tables (see :class:`geofence._grid.Grid`): coarse and fine tables, grid arithmetic,
+#: per class its entries, per entry its fence, exact flag and rank among the class's exact entries,
+#: per class the count of boundary fences, and ``BITS_UNKNOWN``.
+ClassTables = tuple[Any, ...]
 
 #: The segment and grid tables of one index with its metric frames (:func:`tables`): segment keys,
 #: pointers, ids and end points, ``cell_first``, ``centre_inside``, the coarse table and grid
@@ -215,44 +229,91 @@ def _crossing(px0: float, py0: float, px1: float, py1: float, qx0: float, qy0: f
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
-def _inside_near_boundary(
-    lon: FloatArray,
-    lat: FloatArray,
-    fidx: IntArray,
-    tab: Tables,
-    out: npt.NDArray[np.int8],
-) -> None:
+def _side(lon: float, lat: float, f: int, tab: Tables) -> int:
+    """1 if (lon, lat) lies in fence f (boundary included), 0 if not, -1 unsure or not in a boundary cell of f."""
     keys, ptr, seg, ax, ay, bx, by, cell_first, centre_inside, coarse, shift, nfx, nfy, n_fences = tab[:14]
     x0, y0, inv_cell, lon_ref, lat_ref, cos_ref, m_per_deg = tab[14:]
-    ncy2 = (nfy >> shift) + 2
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        return -1
+    cx = _cell_of((lon - x0) * inv_cell, nfx)
+    cy = _cell_of((lat - y0) * inv_cell, nfy)
+    if cx < 0 or cx >= nfx or cy < 0 or cy >= nfy:
+        return -1
+    p = _key_pos(cx, cy, f, keys, cell_first, coarse, shift, (nfy >> shift) + 2, nfy, n_fences)
+    if p < 0:
+        return -1
+    c = cos_ref[f] * m_per_deg
     cell = 1.0 / inv_cell
+    # from the cell centre, whose side is known, to the point: each boundary crossing flips the side
+    rx = (x0 + (cx + 0.5) * cell - lon_ref[f]) * c
+    ry = (y0 + (cy + 0.5) * cell - lat_ref[f]) * m_per_deg
+    px = (lon - lon_ref[f]) * c
+    py = (lat - lat_ref[f]) * m_per_deg
+    side = int(centre_inside[p])
+    for e in range(ptr[p], ptr[p + 1]):
+        s = seg[e]
+        got = _crossing(rx, ry, px, py, ax[s], ay[s], bx[s], by[s])
+        if got < 0:
+            return -1
+        side ^= got
+    return side
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _inside_near_boundary(
+    lon: FloatArray, lat: FloatArray, fidx: IntArray, tab: Tables, out: npt.NDArray[np.int8]
+) -> None:
     for i in range(lon.size):
-        out[i] = -1
-        if not (math.isfinite(lon[i]) and math.isfinite(lat[i])):
-            continue
-        cx = _cell_of((lon[i] - x0) * inv_cell, nfx)
-        cy = _cell_of((lat[i] - y0) * inv_cell, nfy)
-        if cx < 0 or cx >= nfx or cy < 0 or cy >= nfy:
-            continue
-        f = fidx[i]
-        p = _key_pos(cx, cy, f, keys, cell_first, coarse, shift, ncy2, nfy, n_fences)
-        if p < 0:
-            continue
-        c = cos_ref[f] * m_per_deg
-        # from the cell centre, whose side is known, to the point: each boundary crossing flips the side
-        rx = (x0 + (cx + 0.5) * cell - lon_ref[f]) * c
-        ry = (y0 + (cy + 0.5) * cell - lat_ref[f]) * m_per_deg
-        px = (lon[i] - lon_ref[f]) * c
-        py = (lat[i] - lat_ref[f]) * m_per_deg
-        side = np.int8(centre_inside[p])
-        for e in range(ptr[p], ptr[p + 1]):
-            s = seg[e]
-            got = _crossing(rx, ry, px, py, ax[s], ay[s], bx[s], by[s])
-            if got < 0:
-                side = np.int8(-1)
-                break
-            side ^= np.int8(got)
-        out[i] = side
+        out[i] = _side(lon[i], lat[i], fidx[i], tab)
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _query(
+    lon: FloatArray, lat: FloatArray, ctab: ClassTables, tab: Tables
+) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray, IntArray]:
+    coarse, fine, shift, nfx, nfy, x0, y0, inv_cell = ctab[:8]
+    cls_len, cls_ptr, entry_fence, entry_exact, exact_rank, bnd_len, bits_unknown = ctab[8:]
+    n = lon.size
+    k = 1 << shift
+    mask = k - 1
+    ncy2 = (nfy >> shift) + 2
+    cls = np.empty(n, dtype=np.int64)
+    total = 0
+    for i in range(n):
+        ix = _cell_of((lon[i] - x0) * inv_cell, nfx) + k
+        iy = _cell_of((lat[i] - y0) * inv_cell, nfy) + k
+        c = np.int64(coarse[(ix >> shift) * ncy2 + (iy >> shift)])
+        if c < 0:
+            c = np.int64(fine[(-c - 1) * (k * k) + (ix & mask) * k + (iy & mask)])
+        cls[i] = c
+        total += cls_len[c]
+    point = np.empty(total, dtype=np.int64)
+    fence = np.empty(total, dtype=np.int64)
+    bits = np.zeros(n, dtype=np.int64)
+    unsure = np.empty(total, dtype=np.int64)  # pairs left to the exact test (kept meanwhile)
+    unsure_rank = np.empty(total, dtype=np.int64)
+    m = 0
+    u = 0
+    for i in range(n):
+        c = cls[i]
+        if bnd_len[c] > bits_unknown:
+            bits[i] = 1 << bits_unknown
+        for e in range(cls_ptr[c], cls_ptr[c] + cls_len[c]):
+            f = entry_fence[e]
+            if entry_exact[e]:
+                side = _side(lon[i], lat[i], f, tab)
+                if side == 0:
+                    continue
+                if side < 0:
+                    unsure[u] = m
+                    unsure_rank[u] = exact_rank[e]
+                    u += 1
+                elif exact_rank[e] < bits_unknown:
+                    bits[i] |= 1 << exact_rank[e]
+            point[m] = i
+            fence[m] = f
+            m += 1
+    return point[:m], fence[:m], cls, bits, unsure[:u], unsure_rank[:u]
 
 
 def boundary_distances(
@@ -305,7 +366,7 @@ def tables(
     )  # fmt: skip
 
 
-def warm(tab: Tables) -> None:
+def warm(ctab: ClassTables, tab: Tables) -> None:
     """Load (or compile) the kernels now, with one empty call each, rather than in the first batch.
 
     Loading them from the cache takes a few tenths of a second per process, compiling them a few
@@ -316,3 +377,19 @@ def warm(tab: Tables) -> None:
     boundary_distances(f0, f0, i0, f0, tab)
     segments_meet(f0, f0, f0, f0, i0, tab)
     inside_near_boundary(f0, f0, i0, tab)
+    query(f0, f0, ctab, tab)
+
+
+def query(
+    lon: FloatArray, lat: FloatArray, ctab: ClassTables, tab: Tables
+) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray, IntArray]:
+    """:meth:`geofence.index.FenceIndex.query_classes` in two passes, and the pairs it leaves to shapely.
+
+    Returns ``(point, fence, cls, bits, unsure, unsure_rank)``.
+
+    ``unsure`` lists the pairs (positions in ``point``/``fence``) whose point lies within
+    rounding distance of the fence's boundary, with the rank of each among its cell's boundary
+    fences: they are kept for now and their bits are not set; the caller decides them exactly.
+    """
+    out: tuple[IntArray, IntArray, IntArray, IntArray, IntArray, IntArray] = _query(lon, lat, ctab, tab)
+    return out

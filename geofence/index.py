@@ -27,7 +27,8 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geofence._grid import Grid, SegmentGrid, build_grid, build_segment_grid
-from geofence._kernels import Tables, boundary_distances, inside_near_boundary, segments_meet, tables
+from geofence._kernels import ClassTables, Tables, boundary_distances, segments_meet, tables
+from geofence._kernels import query as query_kernel
 from geofence._kernels import warm as warm_kernels
 from geofence._sortedkeys import find_sorted
 from geofence.errors import CoordinateError
@@ -113,6 +114,7 @@ class FenceIndex:
         "_bnd_ptr",
         "_cls_bnd",
         "_cos_ref",
+        "_ctab",
         "_entry_key",
         "_exact_rank",
         "_geoms",
@@ -138,6 +140,7 @@ class FenceIndex:
     _proj_boundary: npt.NDArray[np.object_]
     _segs: SegmentGrid
     _ktab: Tables
+    _ctab: ClassTables
     _cls_bnd: npt.NDArray[np.bool_]
     _bnd_len: IntArray
     _bnd_ptr: IntArray
@@ -200,7 +203,6 @@ class FenceIndex:
         object.__setattr__(self, "_proj_boundary", proj)
         object.__setattr__(self, "_segs", build_segment_grid(geoms, self._grid, lon_ref, lat_ref, cos_ref, _M_PER_DEG))
         object.__setattr__(self, "_ktab", tables(self._segs, self._grid, lon_ref, lat_ref, cos_ref, _M_PER_DEG))
-        warm_kernels(self._ktab)  # not in the first batch of a stream
         g = self._grid
         # per class: does any fence boundary pass through cells of this class?
         bnd = np.zeros(g.cls_len.size, dtype=bool)
@@ -223,6 +225,13 @@ class FenceIndex:
         object.__setattr__(self, "_entry_key", owner * nf + g.entry_fence.astype(np.int64))
         er = np.cumsum(ex) - 1 - np.repeat(np.cumsum(blen) - blen, g.cls_len) if ex.size else np.zeros(0, np.int64)
         object.__setattr__(self, "_exact_rank", np.where(ex, er, -1).astype(np.int64))
+        ctab = (g.coarse, g.fine, g.shift, g.nfx, g.nfy, g.x0_deg, g.y0_deg, g.inv_cell)
+        object.__setattr__(
+            self,
+            "_ctab",
+            (*ctab, g.cls_len, g.cls_ptr, g.entry_fence, g.entry_exact, self._exact_rank, self._bnd_len, BITS_UNKNOWN),
+        )
+        warm_kernels(self._ctab, self._ktab)  # not in the first batch of a stream
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"FenceIndex is immutable; build a new FenceIndex to change {name!r}")
@@ -281,35 +290,16 @@ class FenceIndex:
         if lon.size == 0 or g.entry_fence.size == 0:
             z = np.zeros(0, np.int64)
             return z, z, np.zeros(lon.size, np.int64), np.zeros(lon.size, np.int64)
-        k = 1 << g.shift
-        # Clip before the cast so far-away points land in the empty border ring of the coarse table.
-        ix = np.floor(np.clip((lon - g.x0_deg) * g.inv_cell, -1.0, float(g.nfx))).astype(np.int64) + k
-        iy = np.floor(np.clip((lat - g.y0_deg) * g.inv_cell, -1.0, float(g.nfy))).astype(np.int64) + k
-        ncy2 = (g.nfy >> g.shift) + 2
-        cls = g.coarse[(ix >> g.shift) * ncy2 + (iy >> g.shift)].astype(np.int64)
-        mixed = np.flatnonzero(cls < 0)
-        if mixed.size:
-            mask = k - 1
-            cls[mixed] = g.fine[(-cls[mixed] - 1) * (k * k) + (ix[mixed] & mask) * k + (iy[mixed] & mask)]
-        counts = g.cls_len[cls]
-        point, entry = _expand(counts, g.cls_ptr[cls])
-        fence = g.entry_fence[entry]
-        need = np.flatnonzero(g.entry_exact[entry])
-        bits = np.where(self._bnd_len[cls] > BITS_UNKNOWN, 1 << BITS_UNKNOWN, 0).astype(np.int64)
-        if need.size:
-            p = point[need]
-            fn = fence[need]
-            side = inside_near_boundary(lon[p], lat[p], fn, self._ktab)
-            hit = side == 1
-            unsure = np.flatnonzero(side < 0)
-            if unsure.size:
-                hit[unsure] = shapely.intersects_xy(self._geoms[fn[unsure]], lon[p[unsure]], lat[p[unsure]])
-            rank = self._exact_rank[entry[need]]
+        point, fence, cls, bits, unsure, rank = query_kernel(lon, lat, self._ctab, self._ktab)
+        if unsure.size:  # points within rounding distance of a boundary: shapely decides
+            up = point[unsure]
+            hit = np.asarray(shapely.intersects_xy(self._geoms[fence[unsure]], lon[up], lat[up]), dtype=bool)
             ok = hit & (rank < BITS_UNKNOWN)
-            np.bitwise_or.at(bits, p[ok], np.left_shift(1, rank[ok]))
-            keep = np.ones(point.size, dtype=bool)
-            keep[need[~hit]] = False
-            point, fence = point[keep], fence[keep]
+            np.bitwise_or.at(bits, up[ok], np.left_shift(1, rank[ok]))
+            if not hit.all():
+                keep = np.ones(point.size, dtype=bool)
+                keep[unsure[~hit]] = False
+                point, fence = point[keep], fence[keep]
         return point, fence, cls, bits
 
     def inside_by_class(self, cls: npt.ArrayLike, bits: npt.ArrayLike, fence_idx: npt.ArrayLike) -> IntArray:
