@@ -51,7 +51,7 @@ _JIT: dict[str, Any] = {"cache": True, "error_model": "numpy", "nogil": True}
 ClassTables = tuple[Any, ...]
 
 #: The segment and grid tables of one index with its metric frames (:func:`tables`): segment keys,
-#: pointers, ids and end points, ``cell_first``, ``centre_inside``, the coarse table and grid
+#: pointers and end points, ``cell_first``, ``centre_inside``, the coarse table and grid
 #: arithmetic, the fence count, and per fence the frame's reference lon, lat and cosine.
 Tables = tuple[Any, ...]
 
@@ -119,8 +119,8 @@ def _boundary_distances(
     tab: Tables,
     out: FloatArray,
 ) -> None:
-    keys, ptr, seg, ax, ay, bx, by, cell_first, _, coarse, shift, nfx, nfy, n_fences = tab[:14]
-    x0, y0, inv_cell, lon_ref, lat_ref, cos_ref, m_per_deg = tab[14:]
+    keys, ptr, ends, cell_first, _, coarse, shift, nfx, nfy, n_fences = tab[:10]
+    x0, y0, inv_cell, lon_ref, lat_ref, cos_ref, m_per_deg = tab[10:]
     ncy2 = (nfy >> shift) + 2
     for i in range(lon.size):
         w = within[i]
@@ -143,8 +143,7 @@ def _boundary_distances(
                 if p < 0:
                     continue
                 for e in range(ptr[p], ptr[p + 1]):
-                    s = seg[e]
-                    d = _point_segment(px, py, ax[s], ay[s], bx[s], by[s])
+                    d = _point_segment(px, py, ends[e, 0], ends[e, 1], ends[e, 2], ends[e, 3])
                     if d < best:
                         best = d
         if best <= w:
@@ -161,8 +160,8 @@ def _segments_meet(
     tab: Tables,
     out: npt.NDArray[np.int8],
 ) -> None:
-    keys, ptr, seg, ax, ay, bx, by, cell_first, _, coarse, shift, nfx, nfy, n_fences = tab[:14]
-    x0, y0, inv_cell, lon_ref, lat_ref, cos_ref, m_per_deg = tab[14:]
+    keys, ptr, ends, cell_first, _, coarse, shift, nfx, nfy, n_fences = tab[:10]
+    x0, y0, inv_cell, lon_ref, lat_ref, cos_ref, m_per_deg = tab[10:]
     ncy2 = (nfy >> shift) + 2
     for i in range(lon0.size):
         out[i] = -1  # unless decided below; long, leaving the grid, or not a number: decided by the caller
@@ -187,8 +186,7 @@ def _segments_meet(
                 if p < 0:
                     continue
                 for e in range(ptr[p], ptr[p + 1]):
-                    s = seg[e]
-                    got = _crossing(px0, py0, px1, py1, ax[s], ay[s], bx[s], by[s])
+                    got = _crossing(px0, py0, px1, py1, ends[e, 0], ends[e, 1], ends[e, 2], ends[e, 3])
                     if got == 1:
                         res = 1
                     elif got < 0 and res == 0:
@@ -231,8 +229,8 @@ def _crossing(px0: float, py0: float, px1: float, py1: float, qx0: float, qy0: f
 @njit(**_JIT)  # type: ignore[untyped-decorator]
 def _side(lon: float, lat: float, f: int, tab: Tables) -> int:
     """1 if (lon, lat) lies in fence f (boundary included), 0 if not, -1 unsure or not in a boundary cell of f."""
-    keys, ptr, seg, ax, ay, bx, by, cell_first, centre_inside, coarse, shift, nfx, nfy, n_fences = tab[:14]
-    x0, y0, inv_cell, lon_ref, lat_ref, cos_ref, m_per_deg = tab[14:]
+    keys, ptr, ends, cell_first, centre_inside, coarse, shift, nfx, nfy, n_fences = tab[:10]
+    x0, y0, inv_cell, lon_ref, lat_ref, cos_ref, m_per_deg = tab[10:]
     if not (math.isfinite(lon) and math.isfinite(lat)):
         return -1
     cx = _cell_of((lon - x0) * inv_cell, nfx)
@@ -251,8 +249,7 @@ def _side(lon: float, lat: float, f: int, tab: Tables) -> int:
     py = (lat - lat_ref[f]) * m_per_deg
     side = int(centre_inside[p])
     for e in range(ptr[p], ptr[p + 1]):
-        s = seg[e]
-        got = _crossing(rx, ry, px, py, ax[s], ay[s], bx[s], by[s])
+        got = _crossing(rx, ry, px, py, ends[e, 0], ends[e, 1], ends[e, 2], ends[e, 3])
         if got < 0:
             return -1
         side ^= got
@@ -360,7 +357,7 @@ def tables(
 ) -> Tables:
     """The index's tables as the kernels take them (one tuple, built once per index)."""
     return (
-        sg.keys, sg.ptr, sg.seg, sg.ax, sg.ay, sg.bx, sg.by, sg.cell_first, sg.centre_inside,
+        sg.keys, sg.ptr, sg.ends, sg.cell_first, sg.centre_inside,
         grid.coarse, grid.shift, grid.nfx, grid.nfy, sg.n_fences,
         grid.x0_deg, grid.y0_deg, grid.inv_cell, lon_ref, lat_ref, cos_ref, m_per_deg,
     )  # fmt: skip
