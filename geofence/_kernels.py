@@ -274,6 +274,58 @@ def _inside_near_boundary(
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
+def _class_of(
+    ix: int, iy: int, coarse: npt.NDArray[np.int32], fine: npt.NDArray[np.int32], shift: int, nfy: int
+) -> int:
+    """Class of the fine cell (ix, iy), in the query's offset cell coordinates (``FenceIndex.cells``)."""
+    k = 1 << shift
+    c = np.int64(coarse[(ix >> shift) * ((nfy >> shift) + 2) + (iy >> shift)])
+    if c < 0:
+        c = np.int64(fine[(-c - 1) * (k * k) + (ix & (k - 1)) * k + (iy & (k - 1))])
+    return int(c)
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _quiet_moves(
+    lon0: FloatArray,
+    lat0: FloatArray,
+    lon1: FloatArray,
+    lat1: FloatArray,
+    cls0: IntArray,
+    cls1: IntArray,
+    ctab: ClassTables,
+    out: npt.NDArray[np.bool_],
+) -> None:
+    coarse, fine, shift, nfx, nfy, x0, y0, inv_cell = ctab[:8]
+    bnd_len = ctab[13]
+    k = 1 << shift
+    for i in range(lon0.size):
+        out[i] = False
+        a, b = cls0[i], cls1[i]
+        if a < 0 or b < 0 or not math.isfinite(lon0[i] + lat0[i] + lon1[i] + lat1[i]):
+            continue
+        if abs(lon1[i] - lon0[i]) > 180.0:  # over the antimeridian
+            continue
+        ixa = _cell_of((lon0[i] - x0) * inv_cell, nfx) + k
+        iya = _cell_of((lat0[i] - y0) * inv_cell, nfy) + k
+        ixb = _cell_of((lon1[i] - x0) * inv_cell, nfx) + k
+        iyb = _cell_of((lat1[i] - y0) * inv_cell, nfy) + k
+        dx = abs(ixa - ixb)
+        dy = abs(iya - iyb)
+        if dx > 1 or dy > 1:
+            continue
+        if bnd_len.size:
+            if bnd_len[a] or bnd_len[b]:
+                continue
+            if dx == 1 and dy == 1:  # a diagonal move passes one of the two corner cells, or their corner
+                if bnd_len[_class_of(ixa, iyb, coarse, fine, shift, nfy)]:
+                    continue
+                if bnd_len[_class_of(ixb, iya, coarse, fine, shift, nfy)]:
+                    continue
+        out[i] = True
+
+
+@njit(**_JIT)  # type: ignore[untyped-decorator]
 def _query(
     lon: FloatArray, lat: FloatArray, ctab: ClassTables, tab: Tables
 ) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray, IntArray]:
@@ -281,16 +333,12 @@ def _query(
     cls_len, cls_ptr, entry_fence, entry_exact, exact_rank, bnd_len, bits_unknown = ctab[8:]
     n = lon.size
     k = 1 << shift
-    mask = k - 1
-    ncy2 = (nfy >> shift) + 2
     cls = np.empty(n, dtype=np.int64)
     total = 0
     for i in range(n):
         ix = _cell_of((lon[i] - x0) * inv_cell, nfx) + k
         iy = _cell_of((lat[i] - y0) * inv_cell, nfy) + k
-        c = np.int64(coarse[(ix >> shift) * ncy2 + (iy >> shift)])
-        if c < 0:
-            c = np.int64(fine[(-c - 1) * (k * k) + (ix & mask) * k + (iy & mask)])
+        c = _class_of(ix, iy, coarse, fine, shift, nfy)
         cls[i] = c
         total += cls_len[c]
     point = np.empty(total, dtype=np.int64)
@@ -384,6 +432,7 @@ def warm(ctab: ClassTables, tab: Tables) -> None:
     segments_meet(f0, f0, f0, f0, i0, tab)
     inside_near_boundary(f0, f0, i0, tab)
     query(f0, f0, ctab, tab)
+    quiet_moves(f0, f0, f0, f0, i0, i0, ctab)
 
 
 def query(
@@ -398,4 +447,19 @@ def query(
     fences: they are kept for now and their bits are not set; the caller decides them exactly.
     """
     out: tuple[IntArray, IntArray, IntArray, IntArray, IntArray, IntArray] = _query(lon, lat, ctab, tab)
+    return out
+
+
+def quiet_moves(
+    lon0: FloatArray,
+    lat0: FloatArray,
+    lon1: FloatArray,
+    lat1: FloatArray,
+    cls0: IntArray,
+    cls1: IntArray,
+    ctab: ClassTables,
+) -> npt.NDArray[np.bool_]:
+    """:meth:`geofence.index.FenceIndex.quiet_moves` in one pass."""
+    out = np.empty(lon0.size, dtype=np.bool_)
+    _quiet_moves(lon0, lat0, lon1, lat1, cls0, cls1, ctab, out)
     return out

@@ -29,6 +29,7 @@ from shapely.geometry.base import BaseGeometry
 from geofence._grid import Grid, SegmentGrid, build_grid, build_segment_grid
 from geofence._kernels import ClassTables, Tables, boundary_distances, segments_meet, tables
 from geofence._kernels import query as query_kernel
+from geofence._kernels import quiet_moves as quiet_moves_kernel
 from geofence._kernels import warm as warm_kernels
 from geofence._sortedkeys import find_sorted
 from geofence.errors import CoordinateError
@@ -226,11 +227,8 @@ class FenceIndex:
         er = np.cumsum(ex) - 1 - np.repeat(np.cumsum(blen) - blen, g.cls_len) if ex.size else np.zeros(0, np.int64)
         object.__setattr__(self, "_exact_rank", np.where(ex, er, -1).astype(np.int64))
         ctab = (g.coarse, g.fine, g.shift, g.nfx, g.nfy, g.x0_deg, g.y0_deg, g.inv_cell)
-        object.__setattr__(
-            self,
-            "_ctab",
-            (*ctab, g.cls_len, g.cls_ptr, g.entry_fence, g.entry_exact, self._exact_rank, self._bnd_len, BITS_UNKNOWN),
-        )
+        classes = (g.cls_len, g.cls_ptr, g.entry_fence, g.entry_exact, self._exact_rank, self._bnd_len)
+        object.__setattr__(self, "_ctab", (*ctab, *classes, BITS_UNKNOWN))
         warm_kernels(self._ctab, self._ktab)  # not in the first batch of a stream
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -367,23 +365,9 @@ class FenceIndex:
         corner). The candidates the engine's crossing test would take for it (:meth:`boundary_fences`
         of those classes) are then none. Anything else is False.
         """
-        ixa, iya = self.cells(lon0, lat0)
-        ixb, iyb = self.cells(lon1, lat1)
-        known = (cls0 >= 0) & (cls1 >= 0)
-        dx, dy = np.abs(ixa - ixb), np.abs(iya - iyb)
-        near: npt.NDArray[np.bool_] = known & (dx <= 1) & (dy <= 1) & ~(np.abs(lon1 - lon0) > 180.0)
-        blen = self._bnd_len
-        if blen.size == 0:
-            return near
-        out: npt.NDArray[np.bool_] = (
-            near & (blen[np.where(known, cls0, 0)] == 0) & (blen[np.where(known, cls1, 0)] == 0)
-        )
-        diag = np.flatnonzero(out & (dx == 1) & (dy == 1))
-        if diag.size:
-            corner_a = self.cell_class(ixa[diag], iyb[diag])
-            corner_b = self.cell_class(ixb[diag], iya[diag])
-            out[diag] = (blen[corner_a] == 0) & (blen[corner_b] == 0)
-        return out
+        x0, y0, x1, y1 = (np.ascontiguousarray(a, dtype=np.float64) for a in (lon0, lat0, lon1, lat1))
+        c0, c1 = (np.ascontiguousarray(c, dtype=np.int64) for c in (cls0, cls1))
+        return quiet_moves_kernel(x0, y0, x1, y1, c0, c1, self._ctab)
 
     def contains_any(self, lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         """Return, per point, whether it is inside (or on) at least one fence."""
