@@ -316,3 +316,14 @@ def test_epoch_number_batches_read_like_the_dict_path(bad: bytes) -> None:
         assert typed.dead[0].detail.startswith("time -5 ")
     if bad == b"1717200009123":  # milliseconds
         assert typed.positions.ts_s[-1] == 1717200009.123
+
+
+@pytest.mark.parametrize("where", [0, 1, 2])
+def test_an_empty_id_anywhere_in_a_batch_is_missing_and_an_id_holding_nul_is_not(where: int) -> None:
+    """The all-strings check on a batch's ids also finds empty ones from the NUL-joined ids: at either end too."""
+    lines = [rec(id="1"), rec(id="2"), rec(id="3\x00")]
+    lines[where] = rec(id="")
+    result = run(lines)
+    assert [(d.line, d.reason) for d in result.dead] == [(where + 1, "missing_field")]
+    want = [x for k, x in enumerate(["1", "2", "3\x00"]) if k != where]
+    assert result.positions.subject_id.tolist() == want

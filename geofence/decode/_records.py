@@ -123,12 +123,14 @@ def _ids(values: list[Any], text: bool) -> tuple[list[str], Mask, Mask]:
         missing = np.fromiter((not v for v in ids), dtype=bool, count=n) if "" in ids else np.zeros(n, dtype=bool)
         return ids, missing, np.zeros(n, dtype=bool)
     try:
-        "".join(values)  # all strings? (in C: half the cost of collecting the types)
-        every_str = True
+        joined = "\x00".join(values)  # all strings? (in C: half the cost of collecting the types)
     except TypeError:
-        every_str = False
-    if every_str and "" not in values:
-        return values, np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        joined = None
+    if joined is not None:
+        # an empty id leaves a NUL at an end or two in a row (so may an id holding NULs: then look exactly)
+        maybe_empty = not joined or joined[0] == "\x00" or joined[-1] == "\x00" or "\x00\x00" in joined
+        if not maybe_empty or "" not in values:
+            return values, np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     out: list[str] = []
     missing = np.zeros(n, dtype=bool)
     bad = np.zeros(n, dtype=bool)
