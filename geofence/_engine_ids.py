@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 __all__ = ["IdMap", "encode_ids"]
 
@@ -80,14 +81,6 @@ def encode_ids(ids: npt.NDArray[np.object_] | list[str], min_words: int = 1) -> 
     return out.view(np.uint64)
 
 
-def _hash(keys: U64) -> U64:
-    h = np.zeros(keys.shape[0], dtype=np.uint64)
-    for j in range(keys.shape[1]):
-        h = (h ^ keys[:, j]) * _MUL
-        h ^= h >> _SH
-    return h
-
-
 class IdMap:
     """Dense slots for subject ids; see the module docstring."""
 
@@ -96,6 +89,8 @@ class IdMap:
         self._cap = max(16, capacity)
         self._w: list[U64] = [np.zeros(self._cap, dtype=np.uint64)]  # one column per 64-bit word
         self._table = np.full(_pow2(2 * self._cap), -1, dtype=np.int32)
+        for words in (1, 2):  # load the compiled probe for ids up to 16 bytes now, not in the first batch
+            _probe_table(np.zeros((0, words), dtype=np.uint64), tuple(self._w * words), self._table)
 
     @property
     def nbytes(self) -> int:
@@ -177,25 +172,7 @@ class IdMap:
         return h
 
     def _probe(self, keys: U64) -> I64:
-        table = self._table
-        mask = table.size - 1
-        pos = (_hash(keys) & np.uint64(mask)).astype(np.int64)
-        out = np.full(keys.shape[0], -1, dtype=np.int64)
-        t = table[pos]
-        todo = np.flatnonzero(t >= 0)
-        cols = [keys[:, j] for j in range(keys.shape[1])]
-        while todo.size:
-            cand = t[todo].astype(np.int64)
-            eq = self._w[0][cand] == cols[0][todo]
-            for j in range(1, len(cols)):
-                eq &= self._w[j][cand] == cols[j][todo]
-            out[todo[eq]] = cand[eq]
-            todo = todo[~eq]
-            if not todo.size:
-                break
-            pos[todo] = (pos[todo] + 1) & mask
-            t[todo] = table[pos[todo]]
-            todo = todo[t[todo] >= 0]
+        out: I64 = _probe_table(np.ascontiguousarray(keys), tuple(self._w), self._table)
         return out
 
     def _widen(self, words: int) -> None:
@@ -242,6 +219,38 @@ class IdMap:
                 won[win] = True
             todo = todo[~won]
             pos[todo] = (pos[todo] + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def _probe_table(keys: U64, words: tuple[U64, ...], table: npt.NDArray[np.int32]) -> I64:
+    """Slot of each key (row of ``keys``) in the open-addressing ``table``, -1 when absent.
+
+    One loop per key (hash, then linear probing, comparing the stored words): with numpy each
+    probe round was a handful of passes over the keys still looking.
+    """
+    mask = table.size - 1
+    n, nw = keys.shape
+    out = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        h = np.uint64(0)
+        for j in range(nw):
+            h = (h ^ keys[i, j]) * _MUL
+            h ^= h >> _SH
+        p = np.int64(h & np.uint64(mask))
+        while True:
+            t = table[p]
+            if t < 0:
+                break
+            same = True
+            for j in range(nw):
+                if words[j][t] != keys[i, j]:
+                    same = False
+                    break
+            if same:
+                out[i] = t
+                break
+            p = (p + 1) & mask
+    return out
 
 
 def _decode_one(raw: bytes) -> str:
