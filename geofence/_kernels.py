@@ -42,7 +42,6 @@ __all__ = [
     "ClassTables",
     "Tables",
     "boundary_distances",
-    "inside_near_boundary",
     "query",
     "segments_meet",
     "tables",
@@ -266,14 +265,6 @@ def _side(lon: float, lat: float, f: int, tab: Tables) -> int:
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
-def _inside_near_boundary(
-    lon: FloatArray, lat: FloatArray, fidx: IntArray, tab: Tables, out: npt.NDArray[np.int8]
-) -> None:
-    for i in range(lon.size):
-        out[i] = _side(lon[i], lat[i], fidx[i], tab)
-
-
-@njit(**_JIT)  # type: ignore[untyped-decorator]
 def _class_of(
     ix: int, iy: int, coarse: npt.NDArray[np.int32], fine: npt.NDArray[np.int32], shift: int, nfy: int
 ) -> int:
@@ -395,20 +386,6 @@ def segments_meet(
     return out
 
 
-def inside_near_boundary(lon: FloatArray, lat: FloatArray, fence_idx: IntArray, tab: Tables) -> npt.NDArray[np.int8]:
-    """Per point: 1 inside fence ``fence_idx`` (its boundary included), 0 outside, -1 unsure.
-
-    For points in grid cells the fence's boundary passes through. The segment from the cell's
-    centre (whose side :attr:`SegmentGrid.centre_inside` holds) to the point lies in the cell, so
-    only the fence's segments bucketed there can cross it, and the parity of the crossings gives
-    the point's side. Unsure where a crossing is (touching, a vertex, the point on or within
-    ~1e-6 m of the boundary): decide those exactly with shapely.
-    """
-    out = np.empty(lon.size, dtype=np.int8)
-    _inside_near_boundary(lon, lat, fence_idx, tab, out)
-    return out
-
-
 def tables(
     sg: SegmentGrid, grid: Grid, lon_ref: FloatArray, lat_ref: FloatArray, cos_ref: FloatArray, m_per_deg: float
 ) -> Tables:
@@ -430,7 +407,6 @@ def warm(ctab: ClassTables, tab: Tables) -> None:
     i0 = np.zeros(0, dtype=np.int64)
     boundary_distances(f0, f0, i0, f0, tab)
     segments_meet(f0, f0, f0, f0, i0, tab)
-    inside_near_boundary(f0, f0, i0, tab)
     query(f0, f0, ctab, tab)
     quiet_moves(f0, f0, f0, f0, i0, i0, ctab)
 

@@ -9,9 +9,11 @@ Algorithm (details and figures in ``docs/index.md``): a two-level grid built
 once per zone version classifies every coarse cell as empty, wholly inside a
 fixed set of fences, or mixed; mixed cells are refined into fine cells with the
 same classification plus "boundary of fence f passes here". A query maps each
-point to its cell with two array look-ups, expands the cell's fence set with
-``np.repeat`` and runs the exact ``shapely.intersects_xy`` only for the fences
-whose boundary crosses the point's fine cell. The grid may over-report
+point to its cell with two table look-ups, takes the cell's fence set and tests
+exactly only the fences whose boundary crosses the point's fine cell: by the
+parity of boundary crossings from the cell's centre, whose side the build
+recorded, and with ``shapely.intersects_xy`` where a crossing is within rounding
+distance (compiled loops, :mod:`geofence._kernels`). The grid may over-report
 candidates, never miss one; the exact phase decides. An R-tree (shapely
 ``STRtree``) over the fence envelopes serves the distance queries.
 """

@@ -335,26 +335,29 @@ def test_segments_meet_boundary_agrees_with_shapely_and_decides_most(zones: Zone
 @settings(max_examples=40, deadline=None)
 @given(zones=zone_sets(), seed=st.integers(0, 2**32 - 1))
 def test_points_near_a_boundary_are_decided_by_crossing_parity(zones: ZoneSet, seed: int) -> None:
-    """Points in boundary cells, off the boundary, are decided without shapely, and rightly."""
-    from geofence._kernels import inside_near_boundary
+    """The query kernel decides the pairs whose fence boundary passes through the point's cell by
+    itself, rightly, and leaves to shapely only those within rounding distance of the boundary."""
+    from geofence._kernels import query
 
     lon, lat, fence = _near_boundary(zones, 3000, 0.0003, seed)
     index = FenceIndex(zones)
-    geoms = np.array([f.geometry for f in zones.fences], dtype=object)
-    dist = np.abs(index.distance_m(lon, lat, fence))
-    side = inside_near_boundary(lon, lat, fence, index._ktab)
-    exact = shapely.intersects_xy(geoms[fence], lon, lat)
-    decided = side >= 0
-    assert (side[decided] == exact[decided]).all()
-    # the points in cells the fence's boundary passes through (the kernel's domain; elsewhere the grid decides)
+    point, fen, _cls, _bits, unsure, _rank = query(lon, lat, index._ctab, index._ktab)
+    decided = np.ones(point.size, dtype=bool)
+    decided[unsure] = False
+    want = set(zip(*(a.tolist() for a in brute_force_pairs(zones, lon, lat)), strict=True))
+    assert set(zip(point[decided].tolist(), fen[decided].tolist(), strict=True)) <= want
+    assert want <= set(zip(point.tolist(), fen.tolist(), strict=True))  # unsure pairs are kept for shapely
+    # each point with the fence of its vertex, where that fence's boundary passes through the point's cell
     g, sg = index._grid, index._segs
     cx = np.floor((lon - g.x0_deg) * g.inv_cell).astype(np.int64)
     cy = np.floor((lat - g.y0_deg) * g.inv_cell).astype(np.int64)
     in_cell = np.isin((cx * sg.nfy + cy) * sg.n_fences + fence, sg.keys)
-    assert not decided[~in_cell].any()
+    off = in_cell & (np.abs(index.distance_m(lon, lat, fence)) > 0.01)
     assert in_cell.sum() > 100
-    assert decided[in_cell & (dist > 0.01)].mean() > 0.97  # unsure: near the boundary, or crossing at a vertex
+    left = set(zip(point[unsure].tolist(), fen[unsure].tolist(), strict=True))
+    share = np.mean([(i, f) in left for i, f in zip(np.flatnonzero(off).tolist(), fence[off].tolist(), strict=True)])
+    assert share < 0.03  # unsure off the boundary only where the segment from the cell centre meets a vertex
     # on a vertex: unsure, left to the exact test
     coords = shapely.get_coordinates(shapely.boundary(zones.fences[0].geometry))
-    on = inside_near_boundary(coords[:, 0], coords[:, 1], np.zeros(len(coords), dtype=np.int64), index._ktab)
-    assert (on == -1).all()
+    point, fen, _cls, _bits, unsure, _rank = query(coords[:, 0], coords[:, 1], index._ctab, index._ktab)
+    assert {(i, 0) for i in range(len(coords))} <= set(zip(point[unsure].tolist(), fen[unsure].tolist(), strict=True))
