@@ -13,7 +13,11 @@
   follows a garbage collection and ``malloc_trim(0)`` (glibc): the C heap keeps freed memory (the
   temporaries of the batches) as RSS, how much depends on the order of allocations rather than on
   the subjects, and the untrimmed growth read 173 to 302 bytes between runs of the same code where
-  the trimmed one reads 219-221. ``bytes_per_subject_untrimmed`` reports the readings without it;
+  the trimmed one reads 218-221. ``bytes_per_subject_untrimmed`` reports the readings without it.
+  A trim releases only whole free pages, so small live objects spread over the heap (the bounded
+  ISO-time memo, alert lines waiting for the watermark) still count; with quick mode's 90k subjects
+  they dominate (one quick run: 571 trimmed, 234 untrimmed), so only the full mode speaks for the
+  300-byte target;
 * ``subjects``, ``fences``, ``positions``, ``alerts``.
 
 Both rates are in process CPU time ("on one core"), the best of ``--repeats`` runs (2; quick mode 1).
