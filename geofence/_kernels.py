@@ -43,6 +43,7 @@ __all__ = [
     "Tables",
     "boundary_distances",
     "query",
+    "quiet_moves",
     "segments_meet",
     "tables",
     "warm",
