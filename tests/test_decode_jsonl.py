@@ -327,3 +327,106 @@ def test_an_empty_id_anywhere_in_a_batch_is_missing_and_an_id_holding_nul_is_not
     assert [(d.line, d.reason) for d in result.dead] == [(where + 1, "missing_field")]
     want = [x for k, x in enumerate(["1", "2", "3\x00"]) if k != where]
     assert result.positions.subject_id.tolist() == want
+
+
+def _number_text(draw: st.DrawFn) -> bytes:
+    """A JSON number as feeds write them: Python's repr, fixed or exponent notation, integers of any size."""
+    x = draw(st.floats(-1e6, 1e6, allow_nan=False) | st.floats(allow_nan=False, allow_infinity=False))
+    form = draw(st.sampled_from(["repr", "fixed", "exp", "int", "bigint", "zero", "-0"]))
+    if form == "-0":  # msgspec reads the integer -0 as 0.0, and -0.0 as -0.0
+        return draw(st.sampled_from([b"-0", b"-0.0"]))
+    if form == "repr":
+        return repr(x).encode()
+    if form == "fixed":
+        return f"{x:.{draw(st.integers(0, 20))}f}".encode()
+    if form == "exp":
+        return f"{x:.{draw(st.integers(0, 20))}{draw(st.sampled_from('eE'))}}".encode()
+    if form == "int":
+        return str(draw(st.integers(-(2**70), 2**70))).encode()
+    if form == "bigint":
+        return str(draw(st.integers(2**52, 2**64))).encode()
+    return draw(st.sampled_from([b"0", b"0.0", b"0e5", b"-0E-3", b"1e-400", b"1e22", b"1e23"]))
+
+
+@st.composite
+def _flat_line(draw: st.DrawFn) -> bytes:
+    """A flat JSON object as the compiled scan reads it (mostly), in any key order and spacing."""
+    sp = draw(st.sampled_from([b"", b" ", b"\t", b" \r "]))
+    members: list[tuple[bytes, bytes]] = [
+        (b"id", draw(st.sampled_from([b'"413000001"', b'"CSQU3054383"', b'"a b"', b'""', b"413000002", b"0"]))),
+        (b"ts", draw(st.sampled_from([b"%d" % T0, b"%d.25" % T0, b"%de-3" % (T0 * 1000), b"%d123" % T0]))),
+    ]
+    for key in (b"lon", b"lat", b"sog", b"cog", b"heading"):
+        if draw(st.booleans()):
+            members.append((key, b"null" if draw(st.integers(0, 9)) == 0 else _number_text(draw)))
+    for key, values in (
+        (b"name", [b'"CHANGJIANG 1"', b'"a\\"b\\\\c\\u0041"', b"null"]),
+        (b"extra", [b"true", b"false", b"null", b"12.5e3", b'"x"']),
+        (b"carrier", [b'"413000001"', b"null"]),
+    ):
+        if draw(st.booleans()):
+            members.append((key, draw(st.sampled_from(values))))
+    members = draw(st.permutations(members))
+    body = (sp + b"," + sp).join(b'"' + k + b'"' + sp + b":" + sp + v for k, v in members)
+    return sp + b"{" + sp + body + sp + b"}" + draw(st.sampled_from([b"\n", b"\r\n", b"", b" \n"]))
+
+
+def _without_scan(lines: list[bytes]) -> DecodeResult:
+    dec = JsonlDecoder("test.jsonl")
+    dec._scan = None
+    return DecodeResult.concat([dec.feed(lines, 1), dec.close()])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_flat_line(), min_size=1, max_size=20))
+def test_compiled_scan_reads_flat_lines_as_msgspec_does(lines: list[bytes]) -> None:
+    """The compiled scan of flat lines (numbers straight into columns) gives what the typed msgspec path gives,
+    value for value (signed zeros, long mantissas and big integers included), and it does read these lines."""
+    dec = JsonlDecoder("test.jsonl")
+    assert dec._scan is not None
+    scanned = dec._scan(lines, 1 << 20)
+    fast = DecodeResult.concat([dec.feed(lines, 1), dec.close()])
+    slow = _without_scan(lines)
+    assert _as_tuple(fast) == _as_tuple(slow)
+    for f in ("ts_s", "lon_deg", "lat_deg", "sog_kn", "cog_deg", "heading_deg"):  # -0.0 vs 0.0 too
+        assert np.signbit(getattr(fast.positions, f)).tolist() == np.signbit(getattr(slow.positions, f)).tolist()
+    values = [v for line in lines for v in json.loads(line).values()]
+    huge = any(isinstance(v, float) and math.isinf(v) for v in values)  # msgspec refuses: the scan declines
+    assert (scanned is None) == huge
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"id":"413000001","ts":1717200000,"lon":106.5,"lat":29.5,"kind":"vessel"}',  # an eager field it does not read
+        b'{"id":"413000001","ts":1717200000,"lon":106.5,"lat":29.5,"lon":106.6}',  # a key twice
+        b'{"id":"413000001","ts":1717200000,"lon":"106.5","lat":29.5}',  # a string number
+        b'{"id":"413000001","ts":1717200000,"lon":true,"lat":29.5}',
+        b'{"id":"413000001","ts":1717200000,"lon":NaN,"lat":29.5}',
+        b'{"id":"413000001","ts":1717200000,"lon":106.5,"lat":29.5,"x":{"a":1}}',  # nested
+        b'{"id":"41300\\u00301","ts":1717200000,"lon":106.5,"lat":29.5}',  # an escape in the id
+        b'{"id":"\xe9","ts":1717200000,"lon":106.5,"lat":29.5}',  # beyond ASCII
+        b'{"id":-5,"ts":1717200000,"lon":106.5,"lat":29.5}',
+        b'{"id":1.5,"ts":1717200000,"lon":106.5,"lat":29.5}',
+        b'{"id":1234567890123456789,"ts":1717200000,"lon":106.5,"lat":29.5}',
+        b'{"ts":1717200000,"lon":106.5,"lat":29.5}',  # no id
+        b'{"id":"413000001","ts":1717200000,"lon":01,"lat":29.5}',
+        b'{"id":"413000001","ts":1717200000,"lon":1.,"lat":29.5}',
+        b'{"id":"413000001","ts":1717200000,"lon":106.5,"lat":29.5,}',
+        b'{"id":"413000001","ts":1717200000,"lon":106.5,"lat":29.5} x',
+        b'{"id":"413000001","ts":1717200000,"lon":106.5,"lat":29.5}{"id":"2"}',
+        b'{"id":"413000001","ts":1717200000,"lon":106.5,"lat":1e999}',
+        b"",
+        b"[1]",
+    ],
+)
+def test_compiled_scan_declines_what_it_does_not_read_exactly(line: bytes) -> None:
+    """Lines outside the scan's grammar make it decline the whole batch; the other paths then read it, so the
+    result is the one without the scan (dead letters included)."""
+    good = b'{"id":"413000002","ts":1717200001,"lon":106.5,"lat":29.5}'
+    lines = [good, line, good]
+    dec = JsonlDecoder("test.jsonl")
+    assert dec._scan is not None
+    assert dec._scan([good, good], 1 << 20) is not None
+    assert dec._scan(lines, 1 << 20) is None
+    assert _as_tuple(run(lines)) == _as_tuple(_without_scan(lines))

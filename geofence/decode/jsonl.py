@@ -30,7 +30,7 @@ so read as missing. Pure: no I/O and no clock.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Annotated, Any
@@ -43,6 +43,7 @@ import orjson
 from geofence._gcpause import gc_paused
 from geofence.deadletter import DeadLetter, raw_text
 from geofence.decode._fields import JSONL_KEYS, check_columns
+from geofence.decode._jsonscan import FlatScan
 from geofence.decode._records import LAZY_FIELDS, RecordColumns, RecordContext, build_records
 from geofence.decode._times import TimeParser
 from geofence.decode.accounting import Counts, DecodeResult
@@ -205,6 +206,11 @@ class JsonlDecoder:
         self._typed_full = _record_decoder(self._keys)
         if self._typed_lazy is None or self._typed_full is None:  # e.g. two fields on one key
             self._typed = None
+        self._scan: FlatScan | None = None
+        if self._typed is not None:  # single keys, one per field
+            number_keys = {f: self._eager[f][0] for f in self._eager if f == "ts" or f in _FLOAT_FIELDS}
+            others = [path[0] for f, path in self._eager.items() if f != "id" and f not in number_keys]
+            self._scan = FlatScan(self._eager["id"][0], number_keys, others)
         self._is_offset = line_is_offset
         self._max_line = int(max_line_bytes)
         self._ctx = RecordContext(source, line_is_offset, TimeParser(time_format, tz))
@@ -241,6 +247,9 @@ class JsonlDecoder:
         """Columns of a batch that msgspec decodes whole into typed records; None when any line does not fit."""
         if self._typed is None:
             return None
+        scanned = self._flat_columns(lines, first_line)
+        if scanned is not None:
+            return scanned
         text = _json_array(lines)
         n = len(lines)
         if len(text) > self._max_line and max(map(len, lines)) > self._max_line:
@@ -278,25 +287,47 @@ class JsonlDecoder:
             if name in _DROP_IF_NULL and col.count(None) == n:
                 continue
             cols[name] = col
+        line = np.arange(first_line, first_line + n, dtype=np.int64)
+        return RecordColumns(
+            cols, line, lines, text=False, maybe_bool=False, lazy=self._lazy_reader(lines, text), numbers=numbers
+        )
+
+    def _flat_columns(self, lines: Sequence[bytes], first_line: int) -> RecordColumns | None:
+        """Columns of a batch of flat lines read by the compiled scan (:mod:`geofence.decode._jsonscan`);
+        None when a line does not fit it or a time is not a valid epoch number (the typed path then reads
+        the batch, and gives the same columns for a batch the scan reads)."""
+        got = None if self._scan is None else self._scan(lines, self._max_line)
+        if got is None:
+            return None
+        ids, numbers = got
+        if not TimeParser.numbers_all_valid(numbers["ts"]):
+            return None
+        n = len(lines)
+        line = np.arange(first_line, first_line + n, dtype=np.int64)
+        return RecordColumns(
+            {"id": ids}, line, lines, text=False, maybe_bool=False, lazy=self._lazy_reader(lines, None), numbers=numbers
+        )
+
+    def _lazy_reader(self, lines: Sequence[bytes], text: bytes | None) -> Callable[[str, list[int]], list[Any] | None]:
+        """The lazy fields of a typed batch: the builder asks field after field for the same rows, whose lines
+        are decoded once (all lines, ``text`` or joined now, when a record spreads over lines)."""
         lazy_decoder, full_decoder = self._typed_lazy, self._typed_full
         assert lazy_decoder is not None and full_decoder is not None  # set together with self._typed
         asked: list[int] | None = None
         part: list[Any] = []
 
         def lazy(name: str, rows: list[int]) -> list[Any] | None:
-            # the builder asks field after field for the same rows: their lines are decoded once
             nonlocal asked, part
             if rows != asked:
                 try:
                     part = lazy_decoder.decode(_json_array([lines[k] for k in rows]))
                 except (msgspec.DecodeError, ValueError):  # a record spread over lines: read them all
-                    whole = full_decoder.decode(text)
+                    whole = full_decoder.decode(_json_array(lines) if text is None else text)
                     part = [whole[k] for k in rows]
                 asked = rows
             return _orjson_column(list(map(attrgetter(name), part)))
 
-        line = np.arange(first_line, first_line + n, dtype=np.int64)
-        return RecordColumns(cols, line, lines, text=False, maybe_bool=False, lazy=lazy, numbers=numbers)
+        return lazy
 
     @staticmethod
     def _epoch_records(
