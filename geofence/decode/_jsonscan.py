@@ -95,30 +95,29 @@ def _number(
     if j >= end or not _digit(buf[j]):
         return j, 0.0, -1, False
     m = 0
-    slow = False
+    nd = 0  # mantissa digits read into m (past 18 it may have wrapped: the number then goes the slow way)
     if buf[j] == 48:  # a leading zero stands alone
         j += 1
     else:
+        s = j
         while j < end and _digit(buf[j]):
-            if m >= 100_000_000_000_000_000:  # 10**17: one more digit could overflow int64
-                slow = True
-            else:
-                m = m * 10 + (buf[j] - 48)
+            m = m * 10 + (buf[j] - 48)
             j += 1
+        nd = j - s
     integer = True  # no fraction, no exponent: msgspec reads an integer (so -0 is 0.0, not -0.0)
     frac = 0
     if j < end and buf[j] == _DOT:
         integer = False
         j += 1
-        if j >= end or not _digit(buf[j]):
-            return j, 0.0, -1, False
+        s = j
         while j < end and _digit(buf[j]):
-            if m >= 100_000_000_000_000_000:
-                slow = True
-            elif not slow:
-                m = m * 10 + (buf[j] - 48)
-                frac += 1
+            m = m * 10 + (buf[j] - 48)
             j += 1
+        frac = j - s
+        if frac == 0:
+            return j, 0.0, -1, False
+        nd += frac
+    slow = nd > 18
     e = 0
     if j < end and (buf[j] == 101 or buf[j] == 69):  # e E
         integer = False
@@ -340,11 +339,13 @@ class FlatScan:
         entries = [(id_key, _ID), *((key, k) for k, key in enumerate(number_keys.values()))]
         entries += [(key, _GIVE_UP) for key in other_eager_keys]
         encoded = [key.encode() for key, _ in entries]
-        self._keys = np.frombuffer(b"".join(encoded), dtype=np.uint8) if any(encoded) else np.zeros(1, np.uint8)
+        self._keys = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8)
         self._key_ptr = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
         self._key_slot = np.array([slot for _, slot in entries], dtype=np.int64)
         # a key this scan cannot match byte for byte (escapes or non-ASCII) would be missed: never scan then
         self.usable = all(e.isascii() and b"\\" not in e and b'"' not in e for e in encoded)
+        if self.usable:  # load (or compile) the kernels now rather than in the first batch
+            self([b'{"%s":"0"}' % encoded[0]], 1 << 20)
 
     def __call__(
         self, lines: Sequence[bytes], max_line_bytes: int
