@@ -37,7 +37,7 @@ field by field.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,9 +49,8 @@ __all__ = ["FlatScan"]
 _JIT: dict[str, Any] = {"cache": True, "nogil": True}
 _INLINE: dict[str, Any] = {**_JIT, "inline": "always"}
 
-#: Key slots besides the number fields' (0, 1, ...).
-_ID, _SKIP, _GIVE_UP = -1, -2, -3
-_MAX_ID_DIGITS = 18
+_MAX_INT_DIGITS = 18  # a text field's integer fits int64 (msgspec's typed path reads wider ones otherwise)
+_MAX_KEY = 64
 _TWO53 = 1 << 53
 _POW10 = np.array([10.0**k for k in range(23)])  # exact doubles: 10**22 < 2**53 * 2**22
 
@@ -163,46 +162,92 @@ def _at(buf: npt.NDArray[np.uint8], i: int, end: int, word: npt.NDArray[np.uint8
 
 
 @njit(**_INLINE)  # type: ignore[untyped-decorator]
-def _slot(
-    buf: npt.NDArray[np.uint8],
-    a: int,
-    b: int,
-    keys: npt.NDArray[np.uint8],
-    key_ptr: npt.NDArray[np.int64],
-    key_slot: npt.NDArray[np.int64],
+def _key_index(
+    buf: npt.NDArray[np.uint8], a: int, b: int, keys: npt.NDArray[np.uint8], key_ptr: npt.NDArray[np.int64], hint: int
 ) -> int:
-    """The slot of the key ``buf[a:b]`` (its bytes between the quotes), :data:`_SKIP` when unknown."""
+    """The index of the key ``buf[a:b]`` (its bytes between the quotes) in the key table, -1 when unknown.
+
+    ``hint`` is tried first: lines of one feed mostly hold their keys in the same order.
+    """
     n = b - a
-    for k in range(key_slot.size):
+    nk = key_ptr.size - 1
+    for t in range(-1, nk):
+        k = hint if t < 0 else t
+        if k < 0 or k >= nk or (t >= 0 and k == hint):
+            continue
         p = key_ptr[k]
         if key_ptr[k + 1] - p != n:
             continue
         same = True
-        for t in range(n):
-            if keys[p + t] != buf[a + t]:
+        for q in range(n):
+            if keys[p + q] != buf[a + q]:
                 same = False
                 break
         if same:
-            return int(key_slot[k])
-    return _SKIP
+            return k
+    return -1
 
 
 @njit(**_INLINE)  # type: ignore[untyped-decorator]
-def _string_end(buf: npt.NDArray[np.uint8], i: int, end: int, escapes: bool) -> int:
-    """Position of the closing quote of the string whose content starts at ``i``; -1 for a byte this
-    scan does not accept (a control character, a byte beyond ASCII, an escape where ``escapes`` is
-    false) or no closing quote on the line."""
+def _hex(c: int) -> int:
+    """The value of a hex digit, -1 for another byte."""
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
+
+@njit(**_INLINE)  # type: ignore[untyped-decorator]
+def _escape_end(buf: npt.NDArray[np.uint8], i: int, end: int) -> int:
+    """The position after the escape whose backslash is at ``i``, or -1 for one this scan does not accept.
+
+    Accepted: the two-character escapes of JSON and ``\\uXXXX`` outside the surrogates (msgspec refuses
+    an unpaired surrogate; a pair is rare enough to leave to it).
+    """
+    if i + 1 >= end:
+        return -1
+    c = buf[i + 1]
+    if c == _QUOTE or c == _BACKSLASH or c == 47 or c == 98 or c == 102 or c == 110 or c == 114 or c == 116:  # noqa: SIM109
+        return i + 2  # \" \\ \/ \b \f \n \r \t
+    if c != 117 or i + 6 > end:  # u
+        return -1
+    v = 0
+    for q in range(i + 2, i + 6):
+        h = _hex(buf[q])
+        if h < 0:
+            return -1
+        v = v * 16 + h
+    if 0xD800 <= v <= 0xDFFF:
+        return -1
+    return i + 6
+
+
+@njit(**_INLINE)  # type: ignore[untyped-decorator]
+def _string_end(buf: npt.NDArray[np.uint8], i: int, end: int, plain: bool) -> int:
+    """Position of the closing quote of the string whose content starts at ``i``, or -1.
+
+    A ``plain`` string (a key, or a value this scan keeps) must be printable ASCII without escapes. Any
+    other string (a value that is skipped) may hold the escapes :func:`_escape_end` accepts and bytes
+    beyond ASCII, which msgspec does not check in a value it skips. -1 also for a control character
+    (JSON has none raw in a string) or no closing quote on the line.
+    """
     while i < end:
         c = buf[i]
         if c == _QUOTE:
             return i
-        if c < 32 or c >= 128:
+        if c < 32 or (plain and c >= 128):
             return -1
         if c == _BACKSLASH:
-            if not escapes or i + 1 >= end or buf[i + 1] >= 128 or buf[i + 1] < 32:
+            if plain:
                 return -1
+            i = _escape_end(buf, i, end)
+            if i < 0:
+                return -1
+        else:
             i += 1
-        i += 1
     return -1
 
 
@@ -213,30 +258,57 @@ def _scan(
     ends: npt.NDArray[np.int64],
     keys: npt.NDArray[np.uint8],
     key_ptr: npt.NDArray[np.int64],
-    key_slot: npt.NDArray[np.int64],
+    key_num: npt.NDArray[np.int64],
+    key_text: npt.NDArray[np.int64],
     pow10: npt.NDArray[np.float64],
     nums: npt.NDArray[np.float64],
-    id_range: npt.NDArray[np.int64],
+    texts: npt.NDArray[np.int64],
     slow: npt.NDArray[np.int64],
 ) -> tuple[int, int]:
-    """Scan every line; ``(first line given up on or -1, count of numbers left in slow)``."""
+    """Scan every line; ``(first line given up on or -1, count of numbers left in slow)``.
+
+    Key ``k`` of the table is read as number field ``key_num[k]`` (a row of ``nums``) and/or text field
+    ``key_text[k]`` (``texts[t, row]`` = start, end, state: 0 absent or null, 1 string, 2 plain
+    integer); a key with neither is not one of the scan's fields (it gives up on it). A key not in the
+    table is skipped.
+    """
     n_slow = 0
+    order = np.full(64, -1, dtype=np.int64)  # the key index at each member position of the last lines
     for row in range(starts.size):
         end = ends[row]
         i = _ws(buf, starts[row], end)
         if i >= end or buf[i] != _LBRACE:
             return row, n_slow
         i = _ws(buf, i + 1, end)
-        seen = 0  # bit per number slot; bit 62 for the id
+        seen = 0  # bit per key of the table
+        member = 0
         while True:
             if i >= end or buf[i] != _QUOTE:
                 return row, n_slow
-            ke = _string_end(buf, i + 1, end, False)
-            if ke < 0:
-                return row, n_slow
-            slot = _slot(buf, i + 1, ke, keys, key_ptr, key_slot)
-            if slot == _GIVE_UP:
-                return row, n_slow
+            ke = _string_end(buf, i + 1, end, True)
+            if ke >= 0:
+                k = _key_index(buf, i + 1, ke, keys, key_ptr, order[member] if member < 64 else -1)
+                if k >= 0 and member < 64:
+                    order[member] = k
+            else:  # not a key of the table (they are plain ASCII), unless spelt with escapes: give up on those
+                ke = _string_end(buf, i + 1, end, False)
+                if ke < 0:
+                    return row, n_slow
+                for q in range(i + 1, ke):
+                    if buf[q] == _BACKSLASH:
+                        return row, n_slow
+                k = -1
+            member += 1
+            num = -1
+            txt = -1
+            if k >= 0:
+                if seen & (1 << k):  # a known key twice
+                    return row, n_slow
+                seen |= 1 << k
+                num = key_num[k]
+                txt = key_text[k]
+                if num < 0 and txt < 0:
+                    return row, n_slow
             i = _ws(buf, ke + 1, end)
             if i >= end or buf[i] != _COLON:
                 return row, n_slow
@@ -244,47 +316,42 @@ def _scan(
             if i >= end:
                 return row, n_slow
             c = buf[i]
-            if slot != _SKIP:
-                bit = 62 if slot == _ID else slot
-                if seen & (1 << bit):  # a known key twice
-                    return row, n_slow
-                seen |= 1 << bit
             if c == _QUOTE:
-                if slot >= 0:  # a string in a number field
-                    return row, n_slow
-                se = _string_end(buf, i + 1, end, slot == _SKIP)
+                if k < 0:
+                    se = _string_end(buf, i + 1, end, False)
+                else:
+                    if txt < 0:  # a string in a number field
+                        return row, n_slow
+                    se = _string_end(buf, i + 1, end, True)
+                    texts[txt, row, 0] = i + 1
+                    texts[txt, row, 1] = se
+                    texts[txt, row, 2] = 1
                 if se < 0:
                     return row, n_slow
-                if slot == _ID:
-                    id_range[row, 0] = i + 1
-                    id_range[row, 1] = se
                 i = se + 1
             elif c == _MINUS or _digit(c):
                 j, v, state, plain = _number(buf, i, end, pow10)
                 if state < 0:
                     return row, n_slow
-                if slot >= 0:
+                if num >= 0:
                     if state == 1:
                         slow[n_slow, 0] = row
-                        slow[n_slow, 1] = slot
+                        slow[n_slow, 1] = num
                         slow[n_slow, 2] = i
                         slow[n_slow, 3] = j
                         n_slow += 1
                     else:
-                        nums[slot, row] = v
-                elif slot == _ID:
-                    if not plain or j - i > _MAX_ID_DIGITS:
+                        nums[num, row] = v
+                elif txt >= 0:  # a text field holding an integer (an MMSI as id, an AIS type number)
+                    if not plain or j - i > _MAX_INT_DIGITS:
                         return row, n_slow
-                    id_range[row, 0] = i
-                    id_range[row, 1] = j
+                    texts[txt, row, 0] = i
+                    texts[txt, row, 1] = j
+                    texts[txt, row, 2] = 2
                 i = j
-            elif _at(buf, i, end, _NULL):
-                if slot == _ID:
-                    return row, n_slow
+            elif _at(buf, i, end, _NULL) or (k < 0 and _at(buf, i, end, _TRUE)):
                 i += 4
-            elif slot == _SKIP and _at(buf, i, end, _TRUE):
-                i += 4
-            elif slot == _SKIP and _at(buf, i, end, _FALSE):
+            elif k < 0 and _at(buf, i, end, _FALSE):
                 i += 5
             else:
                 return row, n_slow
@@ -297,27 +364,30 @@ def _scan(
             if buf[i] != _RBRACE:
                 return row, n_slow
             break
-        if _ws(buf, i + 1, end) != end or not seen & (1 << 62):
+        if _ws(buf, i + 1, end) != end:
             return row, n_slow
     return -1, n_slow
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
-def _join_ids(buf: npt.NDArray[np.uint8], id_range: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
-    """The ids' bytes, newline-separated (no id holds a newline: control characters are not accepted)."""
-    n = id_range.shape[0]
+def _join(buf: npt.NDArray[np.uint8], texts: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+    """The texts' bytes, newline-separated (no kept text holds a newline: control characters are not
+    accepted); an absent one is empty."""
+    n = texts.shape[0]
     total = n - 1 if n else 0
     for r in range(n):
-        total += id_range[r, 1] - id_range[r, 0]
+        if texts[r, 2]:
+            total += texts[r, 1] - texts[r, 0]
     out = np.empty(total, dtype=np.uint8)
     p = 0
     for r in range(n):
         if r:
             out[p] = 10
             p += 1
-        for k in range(id_range[r, 0], id_range[r, 1]):
-            out[p] = buf[k]
-            p += 1
+        if texts[r, 2]:
+            for k in range(texts[r, 0], texts[r, 1]):
+                out[p] = buf[k]
+                p += 1
     return out
 
 
@@ -326,32 +396,61 @@ class FlatScan:
 
     Parameters
     ----------
-    id_key
-        The JSON key of the subject id.
     number_keys
-        ``{field: key}`` of the fields read as numbers, ``ts`` among them.
-    other_eager_keys
-        Keys of the other eagerly read fields: a line holding one makes the scan give up.
+        ``{field: key}`` of the fields read as numbers (float64 columns, NaN where absent or null).
+    text_keys
+        ``{field: key}`` of the fields read as JSON strings or integers (lists of str, int or None).
+        A field in both (``ts``) is read as whichever its values are in the batch, all alike.
+    text_int_as_str
+        Text fields whose integers are given as their decimal text (an integer id is a string id).
+    required
+        Text fields every line must hold (not null); the scan declines a batch where one does not.
     """
 
-    def __init__(self, id_key: str, number_keys: Mapping[str, str], other_eager_keys: Sequence[str]) -> None:
-        self.fields = tuple(number_keys)
-        entries = [(id_key, _ID), *((key, k) for k, key in enumerate(number_keys.values()))]
-        entries += [(key, _GIVE_UP) for key in other_eager_keys]
-        encoded = [key.encode() for key, _ in entries]
+    def __init__(
+        self,
+        number_keys: Mapping[str, str],
+        text_keys: Mapping[str, str],
+        *,
+        text_int_as_str: Sequence[str] = (),
+        required: Sequence[str] = (),
+    ) -> None:
+        self.numbers = tuple(number_keys)
+        self.texts = tuple(text_keys)
+        self._int_as_str = frozenset(text_int_as_str)
+        self._required = frozenset(required)
+        key_of = {**number_keys, **text_keys}
+        names = list(dict.fromkeys(key_of.values()))
+        encoded = [key.encode() for key in names]
         self._keys = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8)
         self._key_ptr = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
-        self._key_slot = np.array([slot for _, slot in entries], dtype=np.int64)
-        # a key this scan cannot match byte for byte (escapes or non-ASCII) would be missed: never scan then
-        self.usable = all(e.isascii() and b"\\" not in e and b'"' not in e for e in encoded)
+        fields_of = {key: [f for f, k in key_of.items() if k == key] for key in names}
+        self._key_num = np.array(
+            [next((self.numbers.index(f) for f in fields_of[key] if f in number_keys), -1) for key in names], np.int64
+        )
+        self._key_text = np.array(
+            [next((self.texts.index(f) for f in fields_of[key] if f in text_keys), -1) for key in names], np.int64
+        )
+        # a key this scan cannot match byte for byte (escapes, quotes, non-ASCII, too long), or one shared by
+        # two fields of a kind, would be read wrongly: never scan then
+        self.usable = (
+            0 < len(names) <= 62
+            and all(e.isascii() and b"\\" not in e and b'"' not in e and 0 < len(e) <= _MAX_KEY for e in encoded)
+            and len(set(number_keys.values())) == len(number_keys)
+            and len(set(text_keys.values())) == len(text_keys)
+        )
         if self.usable:  # load (or compile) the kernels now rather than in the first batch
             self([b'{"%s":"0"}' % encoded[0]], 1 << 20)
 
     def __call__(
-        self, lines: Sequence[bytes], max_line_bytes: int
-    ) -> tuple[list[str], dict[str, npt.NDArray[np.float64]]] | None:
-        """``(ids, {field: float64 column})`` of the batch ``lines``; None when a line does not fit
-        (or is longer than ``max_line_bytes``: the decoder's other paths dead-letter it)."""
+        self, lines: Sequence[bytes], max_line_bytes: int, accept: Callable[[bytes], bool] | None = None
+    ) -> tuple[dict[str, npt.NDArray[np.float64]], dict[str, list[Any] | None]] | None:
+        """``({number field: float64 column}, {text field: list, or None when absent from every line})`` of
+        the batch ``lines``; None when a line does not fit (or is longer than ``max_line_bytes``: the
+        decoder's other paths dead-letter it), or when ``accept`` of the batch's bytes is false.
+
+        A text field's list holds str, int (an integer not in ``text_int_as_str``) or None (absent or null).
+        """
         n = len(lines)
         if not self.usable or n == 0:
             return None
@@ -359,13 +458,17 @@ class FlatScan:
         if int(lens.max()) > max_line_bytes:
             return None
         text = b"".join(lines)
+        if accept is not None and not accept(text):
+            return None
         ends = np.cumsum(lens)
         starts = ends - lens
         buf = np.frombuffer(text, dtype=np.uint8)
-        nums = np.full((len(self.fields), n), math.nan)
-        id_range = np.empty((n, 2), dtype=np.int64)
-        slow = np.empty((n * max(len(self.fields), 1), 4), dtype=np.int64)  # pages are touched only when used
-        bad, n_slow = _scan(buf, starts, ends, self._keys, self._key_ptr, self._key_slot, _POW10, nums, id_range, slow)
+        nums = np.full((len(self.numbers), n), math.nan)
+        texts = np.zeros((len(self.texts), n, 3), dtype=np.int64)
+        slow = np.empty((n * max(len(self.numbers), 1), 4), dtype=np.int64)  # pages are touched only when used
+        bad, n_slow = _scan(
+            buf, starts, ends, self._keys, self._key_ptr, self._key_num, self._key_text, _POW10, nums, texts, slow
+        )
         if bad >= 0:
             return None
         for row, slot, a, b in slow[:n_slow].tolist():
@@ -373,5 +476,22 @@ class FlatScan:
             if not math.isfinite(v):  # msgspec refuses such a number: the batch takes the other paths
                 return None
             nums[slot, row] = v
-        ids = _join_ids(buf, id_range).tobytes().decode("ascii").split("\n") if n else []
-        return ids, dict(zip(self.fields, nums, strict=True))
+        columns: dict[str, list[Any] | None] = {}
+        for t, name in enumerate(self.texts):
+            state = texts[t, :, 2]
+            if name in self._required and not state.all():
+                return None
+            if not state.any():
+                columns[name] = None
+                continue
+            rows = None if state.all() else np.flatnonzero(state)
+            got = texts[t] if rows is None else texts[t][rows]
+            col: list[Any] = _join(buf, got).tobytes().decode("ascii").split("\n")
+            if name not in self._int_as_str and (got[:, 2] == 2).any():  # integers as msgspec reads them
+                col = [int(v) if k == 2 else v for v, k in zip(col, got[:, 2].tolist(), strict=True)]
+            if rows is not None:  # None where absent or null
+                full = np.full(n, None, dtype=object)
+                full[rows] = col
+                col = full.tolist()
+            columns[name] = col
+        return dict(zip(self.numbers, nums, strict=True)), columns

@@ -145,6 +145,22 @@ def _fix_nonfinite(data: bytes) -> bytes:
     return data
 
 
+def _utf8(text: bytes) -> bool:
+    """Whether ``text`` is valid UTF-8 (ASCII checked at memory speed; anything else decoded once).
+
+    msgspec does not check the bytes of a value it skips, so a typed batch could be read while a lazy
+    field (a ship's name) holding invalid UTF-8 fails later, when the builder asks for it. Such a batch
+    takes the dict path instead, where orjson refuses the line and it is dead-lettered.
+    """
+    if text.isascii():
+        return True
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _json_array(lines: Sequence[bytes]) -> bytes:
     """``[line,line,...]`` in one copy (the brackets go onto the first and last line before the join)."""
     if not lines:
@@ -208,9 +224,10 @@ class JsonlDecoder:
             self._typed = None
         self._scan: FlatScan | None = None
         if self._typed is not None:  # single keys, one per field
-            number_keys = {f: self._eager[f][0] for f in self._eager if f == "ts" or f in _FLOAT_FIELDS}
-            others = [path[0] for f, path in self._eager.items() if f != "id" and f not in number_keys]
-            self._scan = FlatScan(self._eager["id"][0], number_keys, others)
+            keys = {f: path[0] for f, path in self._eager.items()}
+            number_keys = {f: k for f, k in keys.items() if f == "ts" or f in _FLOAT_FIELDS}
+            text_keys = {f: k for f, k in keys.items() if f not in _FLOAT_FIELDS}
+            self._scan = FlatScan(number_keys, text_keys, text_int_as_str=("id",), required=("id",))
         self._is_offset = line_is_offset
         self._max_line = int(max_line_bytes)
         self._ctx = RecordContext(source, line_is_offset, TimeParser(time_format, tz))
@@ -252,7 +269,7 @@ class JsonlDecoder:
             return scanned
         text = _json_array(lines)
         n = len(lines)
-        if len(text) > self._max_line and max(map(len, lines)) > self._max_line:
+        if (len(text) > self._max_line and max(map(len, lines)) > self._max_line) or not _utf8(text):
             return None
         present, typed, typed_number_ts = self._typed_for(text)
         if typed is None:
@@ -296,16 +313,23 @@ class JsonlDecoder:
         """Columns of a batch of flat lines read by the compiled scan (:mod:`geofence.decode._jsonscan`);
         None when a line does not fit it or a time is not a valid epoch number (the typed path then reads
         the batch, and gives the same columns for a batch the scan reads)."""
-        got = None if self._scan is None else self._scan(lines, self._max_line)
+        got = None if self._scan is None else self._scan(lines, self._max_line, _utf8)
         if got is None:
             return None
-        ids, numbers = got
-        if not TimeParser.numbers_all_valid(numbers["ts"]):
+        numbers, texts = got
+        ts = texts.pop("ts")
+        if ts is None:  # epoch numbers in every line: valid ones go straight into the time column
+            if not TimeParser.numbers_all_valid(numbers["ts"]):
+                return None
+        elif not np.isnan(numbers.pop("ts")).all():  # text times, unless some lines hold numbers
             return None
+        else:
+            texts["ts"] = ts
         n = len(lines)
+        cols = {name: col for name, col in texts.items() if col is not None}
         line = np.arange(first_line, first_line + n, dtype=np.int64)
         return RecordColumns(
-            {"id": ids}, line, lines, text=False, maybe_bool=False, lazy=self._lazy_reader(lines, None), numbers=numbers
+            cols, line, lines, text=False, maybe_bool=False, lazy=self._lazy_reader(lines, None), numbers=numbers
         )
 
     def _lazy_reader(self, lines: Sequence[bytes], text: bytes | None) -> Callable[[str, list[int]], list[Any] | None]:
