@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-__all__ = ["FlatScan"]
+__all__ = ["FlatScan", "TextColumn"]
 
 _JIT: dict[str, Any] = {"cache": True, "nogil": True}
 _INLINE: dict[str, Any] = {**_JIT, "inline": "always"}
@@ -391,6 +391,64 @@ def _join(buf: npt.NDArray[np.uint8], texts: npt.NDArray[np.int64]) -> npt.NDArr
     return out
 
 
+@njit(**_JIT)  # type: ignore[untyped-decorator]
+def _pack(buf: npt.NDArray[np.uint8], texts: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+    """The texts' bytes end to end (every row holds a string)."""
+    total = 0
+    for r in range(texts.shape[0]):
+        total += texts[r, 1] - texts[r, 0]
+    out = np.empty(total, dtype=np.uint8)
+    p = 0
+    for r in range(texts.shape[0]):
+        for k in range(texts[r, 0], texts[r, 1]):
+            out[p] = buf[k]
+            p += 1
+    return out
+
+
+class TextColumn:
+    """One text field of a scanned batch: its values, made into Python objects only when asked for.
+
+    Parameters
+    ----------
+    buf
+        The batch's bytes.
+    ranges
+        Per line ``(start, end, state)`` of the value in ``buf``; state 0 absent or null, 1 string, 2 integer.
+    int_as_str
+        Integers are given as their decimal text (an integer id is a string id).
+    """
+
+    __slots__ = ("_buf", "_int_as_str", "_ranges")
+
+    def __init__(self, buf: npt.NDArray[np.uint8], ranges: npt.NDArray[np.int64], int_as_str: bool) -> None:
+        self._buf = buf
+        self._ranges = ranges
+        self._int_as_str = int_as_str
+
+    def values(self) -> list[Any]:
+        """One str, int or None (absent or null) per line, as msgspec reads them."""
+        state = self._ranges[:, 2]
+        rows = None if state.all() else np.flatnonzero(state)
+        got = self._ranges if rows is None else self._ranges[rows]
+        col: list[Any] = _join(self._buf, got).tobytes().decode("ascii").split("\n")
+        if not self._int_as_str and (got[:, 2] == 2).any():  # integers as msgspec reads them
+            col = [int(v) if k == 2 else v for v, k in zip(col, got[:, 2].tolist(), strict=True)]
+        if rows is None:
+            return col
+        full = np.full(state.size, None, dtype=object)  # None where absent or null
+        full[rows] = col
+        out: list[Any] = full.tolist()
+        return out
+
+    def packed(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]] | None:
+        """Every line's string, end to end, and their lengths; None unless every line holds a string."""
+        r = self._ranges
+        if not (r[:, 2] == 1).all():
+            return None
+        return _pack(self._buf, r), r[:, 1] - r[:, 0]
+
+
 class FlatScan:
     """The scan for one decoder's key names.
 
@@ -444,12 +502,11 @@ class FlatScan:
 
     def __call__(
         self, lines: Sequence[bytes], max_line_bytes: int, accept: Callable[[bytes], bool] | None = None
-    ) -> tuple[dict[str, npt.NDArray[np.float64]], dict[str, list[Any] | None]] | None:
-        """``({number field: float64 column}, {text field: list, or None when absent from every line})`` of
+    ) -> tuple[dict[str, npt.NDArray[np.float64]], dict[str, TextColumn | None]] | None:
+        """``({number field: float64 column}, {text field: column, or None when absent from every line})`` of
         the batch ``lines``; None when a line does not fit (or is longer than ``max_line_bytes``: the
         decoder's other paths dead-letter it), or when ``accept`` of the batch's bytes is false.
 
-        A text field's list holds str, int (an integer not in ``text_int_as_str``) or None (absent or null).
         """
         n = len(lines)
         if not self.usable or n == 0:
@@ -476,22 +533,10 @@ class FlatScan:
             if not math.isfinite(v):  # msgspec refuses such a number: the batch takes the other paths
                 return None
             nums[slot, row] = v
-        columns: dict[str, list[Any] | None] = {}
+        columns: dict[str, TextColumn | None] = {}
         for t, name in enumerate(self.texts):
             state = texts[t, :, 2]
             if name in self._required and not state.all():
                 return None
-            if not state.any():
-                columns[name] = None
-                continue
-            rows = None if state.all() else np.flatnonzero(state)
-            got = texts[t] if rows is None else texts[t][rows]
-            col: list[Any] = _join(buf, got).tobytes().decode("ascii").split("\n")
-            if name not in self._int_as_str and (got[:, 2] == 2).any():  # integers as msgspec reads them
-                col = [int(v) if k == 2 else v for v, k in zip(col, got[:, 2].tolist(), strict=True)]
-            if rows is not None:  # None where absent or null
-                full = np.full(n, None, dtype=object)
-                full[rows] = col
-                col = full.tolist()
-            columns[name] = col
+            columns[name] = TextColumn(buf, texts[t], name in self._int_as_str) if state.any() else None
         return dict(zip(self.numbers, nums, strict=True)), columns

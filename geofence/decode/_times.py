@@ -263,7 +263,21 @@ class TimeParser:
         except (TypeError, UnicodeEncodeError):
             return np.zeros(n, dtype=bool)
         lens = np.fromiter(map(len, values), dtype=np.int64, count=n)  # type: ignore[arg-type]
-        raw = np.frombuffer(buf, dtype=np.uint8)
+        return self._packed_vector(np.frombuffer(buf, dtype=np.uint8), lens, ts)
+
+    def parse_packed(self, raw: U8, lens: I64) -> F64 | None:
+        """Epoch seconds of ASCII texts packed end to end in ``raw`` (``lens`` bytes each), or None.
+
+        None unless the vector path reads every one of them (a decoder that holds a batch's time
+        texts as bytes then skips making a string of each); the values are those :meth:`parse` gives
+        the same texts as strings, all OK. Otherwise the caller parses the strings.
+        """
+        ts = np.full(lens.size, np.nan)
+        return ts if lens.size and self._packed_vector(raw, lens, ts).all() else None
+
+    def _packed_vector(self, raw: U8, lens: I64, ts: F64) -> Mask:
+        """:meth:`_text_vector` of texts packed end to end in ``raw``."""
+        n = lens.size
         done = np.zeros(n, dtype=bool)
         lo, hi = int(lens.min()), int(lens.max())
         widths = np.array([lo]) if lo == hi else np.unique(lens)  # usually one layout: skip the sort

@@ -318,15 +318,20 @@ class JsonlDecoder:
             return None
         numbers, texts = got
         ts = texts.pop("ts")
+        cols = {name: col.values() for name, col in texts.items() if col is not None}
         if ts is None:  # epoch numbers in every line: valid ones go straight into the time column
             if not TimeParser.numbers_all_valid(numbers["ts"]):
                 return None
         elif not np.isnan(numbers.pop("ts")).all():  # text times, unless some lines hold numbers
             return None
-        else:
-            texts["ts"] = ts
+        else:  # text times: read from the batch's bytes when the time parser's vector path takes them all
+            packed = ts.packed()
+            seconds = None if packed is None else self._ctx.times.parse_packed(*packed)
+            if seconds is None:
+                cols["ts"] = ts.values()
+            else:
+                numbers["ts"] = seconds
         n = len(lines)
-        cols = {name: col for name, col in texts.items() if col is not None}
         line = np.arange(first_line, first_line + n, dtype=np.int64)
         return RecordColumns(
             cols, line, lines, text=False, maybe_bool=False, lazy=self._lazy_reader(lines, None), numbers=numbers
