@@ -1,39 +1,38 @@
-"""A compiled scan of flat JSON Lines into number columns and id strings (numba), for the common feed.
+"""A compiled scan of flat JSON Lines into columns (numba), for the common feed.
 
 Most position feeds are lines such as ``{"id":"413000001","ts":1780000000.5,"lon":121.5,
-"lat":31.2,"sog":8.2,"cog":90.0}``: a flat object whose schema fields hold numbers and
-one short ASCII id. msgspec parses such a batch fast, but then every value is a Python
-object that a column must be gathered from again, one attribute read per value (in
-the pipeline benchmark that gathering cost more than the parse). This scan reads the
-batch's bytes once, line by line, and writes the number fields straight into float64
-columns and the ids into one ASCII buffer that a single ``str.split`` turns into the id
-list. No per-value Python object is made except the ids.
+"lat":31.2,"sog":8.2,"cog":90.0}``: a flat object of scalars. msgspec parses such a batch
+fast, but every value then is a Python object that a column must be gathered from again,
+one attribute read per value (in the pipeline benchmark that gathering cost more than the
+parse). This scan reads the batch's bytes once, line by line: number fields go straight
+into float64 columns, and each text field into ``(start, end, state)`` ranges that
+:class:`TextColumn` turns into a list with one ``str.split`` of one buffer, or hands over
+as packed bytes (text times, which the time parser reads without a string per value).
 
-It accepts only what it can read exactly as the typed msgspec path of
+It accepts only what it reads exactly as the typed msgspec path of
 :class:`~geofence.decode.jsonl.JsonlDecoder` reads it, and gives up on the whole batch
-(returns None) at the first line that holds anything else; the decoder then takes
-that path. Accepted per line: one object and whitespace; keys without escapes;
-the ``id`` key a string of printable ASCII without escapes, or a non-negative integer of
-at most 18 digits (read as its decimal text, which is what ``str(int)`` gives); each
-number field a JSON number or ``null`` (missing, NaN); any other key that is not an
-eagerly read field (a static or container field, or a key the schema does not know)
-a string, number, ``true``, ``false`` or ``null`` with no byte beyond ASCII (it is
-skipped; the lazy fields are read later from the line by msgspec). Given up on:
-a known key twice in a line, a missing ``id``, a string or boolean in a number
-field, an eager field this scan does not read (``kind``, ``receiver``, ``type``),
-a nested value, a non-ASCII byte, ``NaN``/``Infinity``, and any JSON syntax error.
+(None) at the first line that holds anything else; the decoder then takes that path.
+Accepted per line: one object and whitespace; keys without escapes; a number field a
+JSON number or ``null`` (NaN); a text field a string of printable ASCII without escapes,
+a non-negative integer of at most 18 digits, or ``null``; any other key (a static or
+container field read later by msgspec, or a key the schema does not know) a string,
+number, ``true``, ``false`` or ``null``, its string unchecked beyond what msgspec checks
+when it skips a value (escapes valid and no unpaired surrogate, no raw control character;
+bytes beyond ASCII are not checked by msgspec there, and the decoder checks the batch's
+UTF-8 as a whole). Given up on: a known key twice in a line, a missing or null required
+text field, a string or boolean in a number field, a float in a text field, a nested
+value, ``NaN``/``Infinity``, and any JSON syntax error.
 
-Numbers: a decimal mantissa below 2**53 with a power of ten within +-22 is converted
-with one IEEE multiplication or division, which is correctly rounded because both
-operands are exact (Clinger's fast path, as in fast_float and msgspec itself); any
-other number is converted by Python's ``float`` of its text afterwards. Either way the
-result is the correctly rounded double that msgspec gives. A number whose ``float`` is
-not finite (``1e999``) makes the batch give up too.
+Numbers: a decimal mantissa below 2**53 with a power of ten within +-22 is converted with
+one IEEE multiplication or division, which is correctly rounded because both operands are
+exact (Clinger's fast path, as in fast_float); any other number is converted by Python's
+``float`` of its text afterwards. Either way the result is the correctly rounded double
+msgspec gives (and an integer ``-0`` is 0.0, as msgspec reads integers). A number whose
+``float`` is not finite (``1e999``), which msgspec refuses, makes the batch give up too.
 
-The tests compare this scan with the msgspec path on generated lines (hypothesis),
-field by field.
+Compiled without ``error_model="numpy"``: with it this scan ran 2.5 times slower. The tests
+compare the scan with the msgspec path on generated lines (hypothesis), value by value.
 """
-
 from __future__ import annotations
 
 import math
@@ -269,8 +268,7 @@ def _scan(
 
     Key ``k`` of the table is read as number field ``key_num[k]`` (a row of ``nums``) and/or text field
     ``key_text[k]`` (``texts[t, row]`` = start, end, state: 0 absent or null, 1 string, 2 plain
-    integer); a key with neither is not one of the scan's fields (it gives up on it). A key not in the
-    table is skipped.
+    integer). A key not in the table is skipped.
     """
     n_slow = 0
     order = np.full(64, -1, dtype=np.int64)  # the key index at each member position of the last lines
@@ -307,8 +305,6 @@ def _scan(
                 seen |= 1 << k
                 num = key_num[k]
                 txt = key_text[k]
-                if num < 0 and txt < 0:
-                    return row, n_slow
             i = _ws(buf, ke + 1, end)
             if i >= end or buf[i] != _COLON:
                 return row, n_slow
@@ -477,18 +473,14 @@ class FlatScan:
         self.texts = tuple(text_keys)
         self._int_as_str = frozenset(text_int_as_str)
         self._required = frozenset(required)
-        key_of = {**number_keys, **text_keys}
-        names = list(dict.fromkeys(key_of.values()))
+        num_of = {key: k for k, key in enumerate(number_keys.values())}
+        text_of = {key: t for t, key in enumerate(text_keys.values())}
+        names = list(dict.fromkeys([*num_of, *text_of]))  # a key may be both (``ts``)
         encoded = [key.encode() for key in names]
         self._keys = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8)
         self._key_ptr = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
-        fields_of = {key: [f for f, k in key_of.items() if k == key] for key in names}
-        self._key_num = np.array(
-            [next((self.numbers.index(f) for f in fields_of[key] if f in number_keys), -1) for key in names], np.int64
-        )
-        self._key_text = np.array(
-            [next((self.texts.index(f) for f in fields_of[key] if f in text_keys), -1) for key in names], np.int64
-        )
+        self._key_num = np.array([num_of.get(key, -1) for key in names], dtype=np.int64)
+        self._key_text = np.array([text_of.get(key, -1) for key in names], dtype=np.int64)
         # a key this scan cannot match byte for byte (escapes, quotes, non-ASCII, too long), or one shared by
         # two fields of a kind, would be read wrongly: never scan then
         self.usable = (
@@ -506,7 +498,6 @@ class FlatScan:
         """``({number field: float64 column}, {text field: column, or None when absent from every line})`` of
         the batch ``lines``; None when a line does not fit (or is longer than ``max_line_bytes``: the
         decoder's other paths dead-letter it), or when ``accept`` of the batch's bytes is false.
-
         """
         n = len(lines)
         if not self.usable or n == 0:

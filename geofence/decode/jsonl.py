@@ -8,8 +8,11 @@ number or ``static``) and static fields ``name``, ``ship_type``, ``callsign``,
 ``imo``, ``destination``, ``eta``, ``length_m``, ``beam_m``. Other key names are
 mapped with ``columns`` (dotted paths reach into nested objects).
 
-Speed: a whole micro-batch is parsed by one call over ``[line,line,...]``. First
-msgspec decodes it into typed records (a struct per line, numeric fields as
+Speed: a batch of flat lines of scalars (the common feed) is read by a compiled scan
+(:mod:`geofence.decode._jsonscan`) straight into columns; it declines any batch it
+would not read exactly as the typed msgspec path below, and no batch that is not valid
+UTF-8 takes either typed path. Any other batch is parsed by one call over
+``[line,line,...]``. First msgspec decodes it into typed records (a struct per line, numeric fields as
 floats, every other field a JSON scalar: string, int64 integer, float or null),
 which skips the per-line dict and the per-value type checks; a batch with any line
 that does not fit (not JSON, not an object, a number field holding a string or a
@@ -249,7 +252,9 @@ class JsonlDecoder:
         n = len(lines)
         if n == 0:
             return DecodeResult.empty()
-        rec = self._typed_columns(lines, first_line)
+        rec = self._flat_columns(lines, first_line)
+        if rec is None:
+            rec = self._typed_columns(lines, first_line)
         if rec is None:
             rec = self._dict_columns(lines, first_line, counts, dead)
             if rec is None:
@@ -264,9 +269,6 @@ class JsonlDecoder:
         """Columns of a batch that msgspec decodes whole into typed records; None when any line does not fit."""
         if self._typed is None:
             return None
-        scanned = self._flat_columns(lines, first_line)
-        if scanned is not None:
-            return scanned
         text = _json_array(lines)
         n = len(lines)
         if (len(text) > self._max_line and max(map(len, lines)) > self._max_line) or not _utf8(text):
