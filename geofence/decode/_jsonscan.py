@@ -366,37 +366,20 @@ def _scan(
 
 
 @njit(**_JIT)  # type: ignore[untyped-decorator]
-def _join(buf: npt.NDArray[np.uint8], texts: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
-    """The texts' bytes, newline-separated (no kept text holds a newline: control characters are not
-    accepted); an absent one is empty."""
-    n = texts.shape[0]
-    total = n - 1 if n else 0
+def _join(buf: npt.NDArray[np.uint8], ranges: npt.NDArray[np.int64], sep: bool) -> npt.NDArray[np.uint8]:
+    """The bytes of ``buf[start:end]`` for each row of ``ranges``, end to end, or newline-separated with
+    ``sep`` (no kept text holds a newline: control characters are not accepted)."""
+    n = ranges.shape[0]
+    total = n - 1 if sep and n else 0
     for r in range(n):
-        if texts[r, 2]:
-            total += texts[r, 1] - texts[r, 0]
+        total += ranges[r, 1] - ranges[r, 0]
     out = np.empty(total, dtype=np.uint8)
     p = 0
     for r in range(n):
-        if r:
+        if sep and r:
             out[p] = 10
             p += 1
-        if texts[r, 2]:
-            for k in range(texts[r, 0], texts[r, 1]):
-                out[p] = buf[k]
-                p += 1
-    return out
-
-
-@njit(**_JIT)  # type: ignore[untyped-decorator]
-def _pack(buf: npt.NDArray[np.uint8], texts: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
-    """The texts' bytes end to end (every row holds a string)."""
-    total = 0
-    for r in range(texts.shape[0]):
-        total += texts[r, 1] - texts[r, 0]
-    out = np.empty(total, dtype=np.uint8)
-    p = 0
-    for r in range(texts.shape[0]):
-        for k in range(texts[r, 0], texts[r, 1]):
+        for k in range(ranges[r, 0], ranges[r, 1]):
             out[p] = buf[k]
             p += 1
     return out
@@ -427,7 +410,7 @@ class TextColumn:
         state = self._ranges[:, 2]
         rows = None if state.all() else np.flatnonzero(state)
         got = self._ranges if rows is None else self._ranges[rows]
-        col: list[Any] = _join(self._buf, got).tobytes().decode("ascii").split("\n")
+        col: list[Any] = _join(self._buf, got, True).tobytes().decode("ascii").split("\n")
         if not self._int_as_str and (got[:, 2] == 2).any():  # integers as msgspec reads them
             col = [int(v) if k == 2 else v for v, k in zip(col, got[:, 2].tolist(), strict=True)]
         if rows is None:
@@ -442,7 +425,7 @@ class TextColumn:
         r = self._ranges
         if not (r[:, 2] == 1).all():
             return None
-        return _pack(self._buf, r), r[:, 1] - r[:, 0]
+        return _join(self._buf, r, False), r[:, 1] - r[:, 0]
 
 
 class FlatScan:
